@@ -1,0 +1,93 @@
+"""What can go wrong, sorted by what the service must do about it.
+
+::
+
+    DropscribeError                 base class, never raised itself
+    ├── ConfigError                 bad config or rule file; every problem listed; CLI exit 78
+    ├── InputRejectedError          this file can never succeed -> failed/ with a stable code
+    ├── RemoteRejectedError         the API refused this input for good -> failed/ (code asr_rejected)
+    ├── AccountError                key, rights or billing problem -> pause the whole queue
+    └── TransientError              try again later; never sends a file to failed/
+        ├── AsrUnavailableError     throttling, 5xx, timeouts, network errors
+        ├── StorageUnavailableError the object store could not be reached or refused for now
+        └── ShareUnavailableError   the inbox share is gone, stale or unreadable for now
+
+Adapters translate foreign exceptions (httpx, botocore, OSError) into these at their boundary, so the
+service layer decides from the class alone.
+"""
+
+from __future__ import annotations
+
+
+class DropscribeError(Exception):
+    """Base of every error the service raises on purpose."""
+
+
+class ConfigError(DropscribeError):
+    """Raised when a config or rule file is invalid; carries every problem found, not just the first."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = list(messages)
+
+
+class InputRejectedError(DropscribeError):
+    """Raised when a file can never be transcribed as it is (not audio, too large, a symlink...).
+
+    ``code`` is stable and documented; it lands in ``<stem>.error.json``.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class RemoteRejectedError(DropscribeError):
+    """Raised when DashScope refuses this input for good (InvalidParameter, DataInspectionFailed...)."""
+
+    def __init__(self, remote_code: str, message: str, request_id: str | None = None) -> None:
+        super().__init__(f"{remote_code}: {message}")
+        self.remote_code = remote_code
+        self.message = message
+        self.request_id = request_id
+
+
+class AccountError(DropscribeError):
+    """Raised on InvalidApiKey, AccessDenied, Arrearage and kin: retrying any file cannot help."""
+
+    def __init__(self, remote_code: str, message: str, request_id: str | None = None) -> None:
+        super().__init__(f"{remote_code}: {message}")
+        self.remote_code = remote_code
+        self.message = message
+        self.request_id = request_id
+
+
+class TransientError(DropscribeError):
+    """Raised when the same step may well succeed later; the file waits and is retried."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        remote_code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
+        self.remote_code = remote_code
+        self.request_id = request_id
+
+
+class AsrUnavailableError(TransientError):
+    """Raised on throttling, server errors, timeouts and connection failures of the ASR API."""
+
+
+class StorageUnavailableError(TransientError):
+    """Raised when the object store cannot take or serve the audio right now."""
+
+
+class ShareUnavailableError(TransientError):
+    """Raised when an inbox, done/ or failed/ folder cannot be reached right now."""
