@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dropscribe.core.errors import InputRejectedError, ShareUnavailableError
-from dropscribe.core.naming import pick_free_name
+from dropscribe.core.naming import pick_free_name, split_name
 
 _HASH_BLOCK = 1 << 20
 
@@ -160,6 +160,10 @@ def remove_stale_temps(folder: Path) -> int:
                 os.unlink(entry.path)
                 removed += 1
     return removed
+
+
+def split_stem(name: str) -> str:
+    return split_name(name)[0]
 
 
 def choose_free_name(folder: Path, name: str) -> str:

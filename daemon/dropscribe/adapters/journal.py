@@ -133,8 +133,9 @@ class Journal:
         # FULL: a committed intent or result must survive power loss, not only a process crash
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
-        with self._tx() as db:
-            db.executescript(SCHEMA)
+        # executescript manages its own transaction; CREATE ... IF NOT EXISTS makes it idempotent
+        with self._lock:
+            self._db.executescript(SCHEMA)
 
     def close(self) -> None:
         with self._lock:
@@ -230,6 +231,15 @@ class Journal:
             db.execute(
                 "UPDATE jobs SET state=outcome, finished_at=?, updated_at=? WHERE id=?",
                 (now, now, job_id),
+            )
+
+    def restart(self, job_id: int) -> None:
+        """The source changed under us: forget the decision, the file goes through the gate again."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET state='working', outcome=NULL, final_name=NULL, error_json=NULL,"
+                " updated_at=? WHERE id=?",
+                (time.time(), job_id),
             )
 
     def abandon(self, job_id: int, reason: str) -> None:

@@ -1,0 +1,91 @@
+"""Filesystem events as hints: they only make the next scan of an inbox come sooner.
+
+Network shares deliver no inotify events for remote writers and inotify queues can overflow silently,
+so nothing depends on an event arriving; the periodic rescan is the truth.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from dropscribe.logs import get_logger
+
+log = get_logger()
+
+NETWORK_FILESYSTEMS = {
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph", "glusterfs",
+    "fuse.rclone", "davfs", "fuse.s3fs", "fuse.gcsfuse",
+}  # fmt: skip
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The type of the mount holding ``path``, read from /proc/self/mounts (longest prefix wins)."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
+            entries = [line.split() for line in mounts]
+    except OSError:
+        return None
+    target = str(path.resolve())
+    best: tuple[int, str] | None = None
+    for fields in entries:
+        if len(fields) < 3:
+            continue
+        mount_point = fields[1].replace("\\040", " ")
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and (best is None or len(mount_point) > best[0]):
+            best = (len(mount_point), fields[2])
+    return best[1] if best else None
+
+
+def wants_events(path: Path, polling: bool | str) -> bool:
+    """inotify is worth it on local disks only; ``polling: auto`` decides by the mount's type."""
+    if polling is True:
+        return False
+    if polling is False:
+        return True
+    return filesystem_type(path) not in NETWORK_FILESYSTEMS
+
+
+class _Hint(FileSystemEventHandler):
+    def __init__(self, on_event: Callable[[], None]) -> None:
+        self._on_event = on_event
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self._on_event()
+
+
+class Watcher:
+    """One watchdog observer for the inboxes that want events; failures degrade to rescans only."""
+
+    def __init__(self) -> None:
+        self._observer: Any = None
+        self._lock = threading.Lock()
+
+    def start(self, roots: list[tuple[Path, bool, Callable[[], None]]]) -> None:
+        observer = Observer()
+        watched = 0
+        for root, recursive, on_event in roots:
+            try:
+                observer.schedule(_Hint(on_event), str(root), recursive=recursive)
+                watched += 1
+            except OSError as exc:
+                # e.g. the inotify watch limit, or the share is not mounted yet: rescans still run
+                log.warning("watch_unavailable", inbox=str(root), error=exc.strerror or str(exc))
+        if watched:
+            observer.daemon = True
+            observer.start()
+            with self._lock:
+                self._observer = observer
+
+    def stop(self) -> None:
+        with self._lock:
+            observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join(timeout=5)

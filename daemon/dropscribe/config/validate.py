@@ -1,0 +1,296 @@
+"""From a YAML tree to :class:`Settings`: every key checked against the schema table, then the checks
+that span several keys (folders that would feed themselves, storage that cannot reach the chosen model).
+
+Nothing stops at the first problem: each one is added to a :class:`Problems` and the caller raises
+them all together, so a config is fixed in one round.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from pathlib import Path
+
+from dropscribe.config.model import (
+    DashScopeSettings,
+    InboxSettings,
+    LoggingSettings,
+    MetricsSettings,
+    RuleSet,
+    Settings,
+    StateSettings,
+    StorageSettings,
+)
+from dropscribe.config.schema import (
+    RULE_KEYS,
+    SECTIONS,
+    UNKNOWN_KEY_HINTS,
+    ContextSource,
+    ConvertContext,
+    InvalidValueError,
+    Key,
+    section,
+)
+from dropscribe.config.yamlsrc import Node, Problems, YamlList, YamlMap, YamlScalar, shown
+from dropscribe.core.rules import is_filetrans_model
+
+RULE_NAMES = frozenset(key.name for key in RULE_KEYS)
+
+
+def unknown_key_message(section_name: str, name: str, known: Sequence[str]) -> str:
+    """``unknown key``, with a hint when the mistake is a common one or a near miss."""
+    hint = UNKNOWN_KEY_HINTS.get((section_name, name))
+    if hint is not None:
+        return f"unknown key ({hint})"
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"unknown key (did you mean {close[0]}?)"
+    return "unknown key"
+
+
+def convert_mapping(
+    node: Node | None,
+    keys: Sequence[Key],
+    where: str,
+    section_name: str,
+    problems: Problems,
+    context: ConvertContext,
+    lines: dict[str, int],
+) -> dict[str, object]:
+    """The valid keys of ``node`` converted; every other key, and every bad value, is a problem.
+
+    ``lines`` receives the line of each key seen, under its dotted name, for later cross-checks.
+    """
+    if node is None:
+        return {}
+    if isinstance(node, YamlScalar) and node.value is None:
+        # `metrics:` with nothing under it reads as an empty section, which is what was meant
+        node = YamlMap({}, {}, node.line)
+    if not isinstance(node, YamlMap):
+        problems.add(node.line, where, f"must be a mapping of keys, got {shown(node)}")
+        return {}
+    known = {key.name: key for key in keys}
+    values: dict[str, object] = {}
+    for name, child in node.entries.items():
+        path = f"{where}.{name}" if where else name
+        key_line = node.key_lines[name]
+        lines[path] = key_line
+        key = known.get(name)
+        if key is None:
+            problems.add(key_line, path, unknown_key_message(section_name, name, list(known)))
+            continue
+        if isinstance(child, YamlScalar) and child.value is None:
+            if key.nullable:
+                values[name] = None
+            else:
+                problems.add(key_line, path, f"must be {key.kind.describe()}, got null")
+            continue
+        try:
+            values[name] = key.kind.convert(child, context)
+        except InvalidValueError as exc:
+            problems.add(exc.line or key_line, path, exc.message)
+    for key in keys:
+        if key.required and key.name not in node.entries:
+            path = f"{where}.{key.name}" if where else key.name
+            problems.add(node.line, path, f"required ({key.description.rstrip('.').lower()})")
+    return values
+
+
+def make_rule_set(
+    values: Mapping[str, object], where: str, lines: Mapping[str, int], problems: Problems
+) -> RuleSet:
+    """A rule set from converted rule keys; a context file's text goes into ``context``."""
+    chosen = {name: value for name, value in values.items() if name in RULE_NAMES}
+    source = chosen.pop("context_file", None)
+    if isinstance(source, ContextSource):
+        if chosen.get("context") is not None:
+            path = f"{where}.context_file" if where else "context_file"
+            problems.add(lines.get(path), path, "set context or context_file, not both")
+        chosen["context_file"] = source.path
+        chosen["context"] = source.text
+    return RuleSet(**chosen)  # type: ignore[arg-type]  # values were checked against the schema
+
+
+def check_fetchable(
+    rules: RuleSet, where: str, lines: Mapping[str, int], problems: Problems, *, inline: bool
+) -> None:
+    """File transcription fetches audio from a URL, which inline storage cannot provide."""
+    if not inline:
+        return
+    for name in ("long_audio", "model"):
+        value = getattr(rules, name)
+        # covers long_audio: filetrans as well as the qwen3-asr-flash-filetrans models
+        if isinstance(value, str) and is_filetrans_model(value):
+            path = f"{where}.{name}" if where else name
+            problems.add(
+                lines.get(path),
+                path,
+                f"{value} needs storage.type s3 or dashscope: the file-transcription API fetches the "
+                "audio from a URL, and inline storage has none",
+            )
+
+
+def build_settings(
+    root: Node | None, *, source: Path, env: Mapping[str, str], problems: Problems
+) -> tuple[Settings | None, dict[str, int]]:
+    """Settings from the whole document, or None when any problem was found.
+
+    ``source`` is the absolute path of the config file; relative paths start at its folder.
+    Also returns the line of every key seen, by dotted name.
+    """
+    lines: dict[str, int] = {}
+    if root is None:
+        problems.add(None, "", "the file is empty: it needs at least an inboxes list")
+        return None, lines
+    names = [part.name for part in SECTIONS]
+    if not isinstance(root, YamlMap):
+        problems.add(root.line, "", f"must be a mapping with {', '.join(names)}, got {shown(root)}")
+        return None, lines
+    for name, line in root.key_lines.items():
+        lines[name] = line
+        if name not in names:
+            problems.add(line, name, unknown_key_message("", name, names))
+
+    context = ConvertContext(base_dir=source.parent, env=env)
+
+    def convert(name: str) -> dict[str, object]:
+        keys = section(name).keys
+        return convert_mapping(root.entries.get(name), keys, name, name, problems, context, lines)
+
+    dashscope = DashScopeSettings(**convert("dashscope"))  # type: ignore[arg-type]
+    storage = StorageSettings(**convert("storage"))  # type: ignore[arg-type]
+    state = StateSettings(**convert("state"))  # type: ignore[arg-type]
+    logging = LoggingSettings(**convert("logging"))  # type: ignore[arg-type]
+    metrics = MetricsSettings(**convert("metrics"))  # type: ignore[arg-type]
+    defaults = make_rule_set(convert("defaults"), "defaults", lines, problems)
+    inboxes = _build_inboxes(root.entries.get("inboxes"), root, problems, context, lines)
+
+    settings = Settings(
+        dashscope=dashscope,
+        storage=storage,
+        state=state,
+        inboxes=tuple(inboxes.values()),
+        defaults=defaults,
+        logging=logging,
+        metrics=metrics,
+        source=source,
+    )
+    _check_across(settings, inboxes, lines, problems)
+    return (None if problems else settings), lines
+
+
+def _build_inboxes(
+    node: Node | None,
+    root: YamlMap,
+    problems: Problems,
+    context: ConvertContext,
+    lines: dict[str, int],
+) -> dict[int, InboxSettings]:
+    """The usable inboxes by their index in the list (broken ones are left out, and reported)."""
+    if node is None:
+        problems.add(root.line, "inboxes", "required: list the folders to watch")
+        return {}
+    if not isinstance(node, YamlList) or not node.items:
+        problems.add(node.line, "inboxes", f"must be a non-empty list of inboxes, got {shown(node)}")
+        return {}
+    keys = section("inboxes").keys
+    inbox_fields = {f.name for f in fields(InboxSettings)} - {"rules"}
+    inboxes: dict[int, InboxSettings] = {}
+    for index, item in enumerate(node.items):
+        where = f"inboxes[{index}]"
+        lines[where] = item.line
+        values = convert_mapping(item, keys, where, "inboxes", problems, context, lines)
+        rules = make_rule_set(values, where, lines, problems)
+        path = values.get("path")
+        if not isinstance(path, Path):
+            continue
+        settings = {name: value for name, value in values.items() if name in inbox_fields}
+        # `done: null` means the default, like leaving it out
+        settings["done"] = settings.get("done") or Path(os.path.normpath(path.parent / "done"))
+        settings["failed"] = settings.get("failed") or Path(os.path.normpath(path.parent / "failed"))
+        inboxes[index] = InboxSettings(rules=rules, **settings)  # type: ignore[arg-type]
+    return inboxes
+
+
+def _check_across(
+    settings: Settings,
+    inboxes: Mapping[int, InboxSettings],
+    lines: Mapping[str, int],
+    problems: Problems,
+) -> None:
+    """The checks no single key can make; each is skipped when a key it reads was already bad."""
+    bad = {problem.where for problem in problems.items}
+
+    def fine(*paths: str) -> bool:
+        return not any(path in bad for path in paths)
+
+    for j, inbox in inboxes.items():
+        for i, other in inboxes.items():
+            if i < j and _overlap(inbox.path, other.path):
+                problems.add(
+                    lines.get(f"inboxes[{j}].path"),
+                    f"inboxes[{j}].path",
+                    f"{inbox.path} overlaps inboxes[{i}] ({other.path}): one inbox may not contain another",
+                )
+        for which in ("done", "failed"):
+            target: Path = getattr(inbox, which)
+            written = f"inboxes[{j}].{which}" in lines
+            for i, other in inboxes.items():
+                if _overlap(target, other.path):
+                    where = f"inboxes[{j}].{which}" if written else f"inboxes[{j}].path"
+                    default = "" if written else f" (the default for {which}: <path>/../{which})"
+                    problems.add(
+                        lines.get(where),
+                        where,
+                        f"{which} folder {target}{default} overlaps inboxes[{i}] ({other.path}): "
+                        "moved files would be taken again; put it beside the inbox, not inside",
+                    )
+    for i, inbox in inboxes.items():
+        if fine("state.path") and _inside(settings.state.path.parent, inbox.path):
+            problems.add(
+                lines.get("state.path", lines.get("state")),
+                "state.path",
+                f"{settings.state.path} is inside inboxes[{i}] ({inbox.path}): keep the journal "
+                "on local disk, away from the share",
+            )
+
+    storage = settings.storage
+    if fine("storage.type", "storage.bucket") and storage.type == "s3" and not storage.bucket:
+        problems.add(
+            lines.get("storage.type", lines.get("storage")),
+            "storage.bucket",
+            "required when storage.type is s3",
+        )
+    if fine("storage.type"):
+        inline = storage.type == "inline"
+        model_rules = RuleSet(model=settings.dashscope.model)
+        check_fetchable(model_rules, "dashscope", lines, problems, inline=inline)
+        check_fetchable(settings.defaults, "defaults", lines, problems, inline=inline)
+        for index, inbox in inboxes.items():
+            check_fetchable(inbox.rules, f"inboxes[{index}]", lines, problems, inline=inline)
+
+    dashscope = settings.dashscope
+    if fine("dashscope.retry_base_s", "dashscope.retry_max_s") and (
+        dashscope.retry_max_s < dashscope.retry_base_s
+    ):
+        problems.add(
+            lines.get("dashscope.retry_max_s", lines.get("dashscope.retry_base_s")),
+            "dashscope.retry_max_s",
+            f"must be ≥ retry_base_s ({dashscope.retry_base_s:g})",
+        )
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    """True when one folder is the other or lies inside it, as written or after following links."""
+    return _inside(a, b) or _inside(b, a)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    real_path, real_root = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    return _within(path, root) or _within(real_path, real_root)
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents

@@ -1,0 +1,115 @@
+"""``dropscribe emulate``: run the emulator in the foreground until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+from dropscribe.emulator.config import EmulatorConfig
+from dropscribe.emulator.faults import Fault
+from dropscribe.emulator.server import Emulator
+
+
+def _fault(spec: str) -> Fault:
+    try:
+        return Fault.parse(spec)
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dropscribe emulate",
+        description=(
+            "Serve a local DashScope-compatible API (sync recognition, file-transcription tasks, "
+            "temporary uploads, fault injection). It is an emulator, not a speech recognizer: "
+            "transcripts only name the audio's duration and SHA-256."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help="accept only this key (repeatable); without it any non-empty key is accepted",
+    )
+    parser.add_argument(
+        "--max-duration-s",
+        type=float,
+        default=300.0,
+        help="longest audio the sync endpoint accepts (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=10 * 1024 * 1024,
+        help="largest audio the sync endpoint accepts (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rpm", type=int, default=0, help="requests per minute per key and model; 0 = unlimited"
+    )
+    parser.add_argument(
+        "--task-run-s",
+        type=float,
+        default=1.0,
+        help="seconds a file-transcription task takes (default: %(default)s)",
+    )
+    parser.add_argument("--log", metavar="PATH", help="append one JSON line per request to PATH")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        type=_fault,
+        default=[],
+        metavar="SPEC",
+        help="inject a fault, e.g. status=503,code=ServiceUnavailable,times=3,path=generation",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the emulator until SIGINT/SIGTERM; returns the exit status (0)."""
+    args = build_parser().parse_args(argv)
+    config = EmulatorConfig(
+        host=args.host,
+        port=args.port,
+        api_keys=frozenset(args.api_keys) if args.api_keys else None,
+        max_sync_bytes=args.max_bytes,
+        max_sync_duration_s=args.max_duration_s,
+        requests_per_minute=args.rpm,
+        task_run_s=args.task_run_s,
+        log_path=args.log,
+    )
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+
+    emulator = Emulator(config)
+    emulator.start()
+    for fault in args.fault:
+        emulator.add_fault(fault)
+    print(
+        f"dropscribe emulator (a fake DashScope API, not a speech recognizer) serving {emulator.base_url}",
+        flush=True,
+    )
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - convenience for `python -m`
+    sys.exit(main())

@@ -1,0 +1,612 @@
+"""One file's way through the service: take, verify, recognize, write sidecars, move.
+
+Every step that has an effect outside the process is preceded by a committed journal entry, so that a
+restart at any point (see ``crashpoints``) knows what was done and never repeats a paid recognition
+whose answer was recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+from dropscribe import __version__
+from dropscribe.adapters import audio, files
+from dropscribe.adapters.dashscope import DashScopeClient, ResultExpiredError
+from dropscribe.adapters.journal import Job, Journal
+from dropscribe.adapters.storage import PayloadTooLargeError, Storage
+from dropscribe.config.model import EffectiveRules, InboxSettings
+from dropscribe.core import transcript
+from dropscribe.core.chunking import plan_chunks
+from dropscribe.core.errors import (
+    AsrUnavailableError,
+    InputRejectedError,
+    RemoteRejectedError,
+    TransientError,
+)
+from dropscribe.core.gate import result_key_material
+from dropscribe.core.naming import object_key, sidecar_name
+from dropscribe.core.recognition import (
+    FILETRANS_MODEL,
+    AsrOptions,
+    AsrResult,
+    Sentence,
+    accepts_options,
+    is_filetrans_model,
+)
+from dropscribe.logs import get_logger
+from dropscribe.service.crashpoints import crash_point
+
+# A data URL grows by 4/3; staying under this keeps the encoded request within DashScope's 10 MB.
+INLINE_RAW_MAX_BYTES = 7 * 1024 * 1024
+SYNC_MAX_BYTES = 10 * 1024 * 1024
+POLL_FIRST_S, POLL_FACTOR, POLL_MAX_S = 2.0, 1.5, 30.0
+
+log = get_logger()
+
+
+class ParkedError(Exception):
+    """The service is stopping: leave the job as it is, the journal lets a restart resume it."""
+
+
+class ChangedError(Exception):
+    """The source changed after it was taken; its results are stale and it must be gated again."""
+
+
+class GoneError(Exception):
+    """The source disappeared from the inbox before it was finished."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a take ended: ``done``, ``failed``, or ``skipped`` (not ready or held)."""
+
+    state: str
+    job_id: int | None = None
+    final_path: Path | None = None
+
+
+def utc_iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        journal: Journal,
+        client: DashScopeClient,
+        storage: Storage,
+        staging_dir: Path,
+        concurrency: int,
+        stopping: threading.Event,
+    ) -> None:
+        self.journal = journal
+        self.client = client
+        self.storage = storage
+        self.staging_dir = staging_dir
+        self.stopping = stopping
+        self._chunk_pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="chunk")
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._key_locks_guard = threading.Lock()
+
+    def close(self) -> None:
+        self._chunk_pool.shutdown(wait=True, cancel_futures=True)
+
+    def _check_stop(self) -> None:
+        if self.stopping.is_set():
+            raise ParkedError()
+
+    @contextmanager
+    def _result_lock(self, key: str) -> Iterator[None]:
+        """Same bytes under two names are recognized once: the second waits and reuses the answer."""
+        with self._key_locks_guard:
+            lock = self._key_locks.setdefault(key, threading.Lock())
+        with lock:
+            yield
+
+    # taking a file -----------------------------------------------------------------------------
+
+    def take(self, inbox: InboxSettings, relpath: str, rules: EffectiveRules) -> Outcome:
+        """Process one settled file from ``inbox``; raises TransientError/AccountError to retry later."""
+        path = inbox.path / relpath
+        active = self.journal.active_job(str(inbox.path), relpath)
+        if active is not None and active.state == "finishing":
+            return self.finish(active, inbox, rules)
+        try:
+            handle = files.open_input(path)
+        except FileNotFoundError:
+            if active is not None:
+                self.journal.abandon(active.id, "source disappeared before it was taken")
+            return Outcome("skipped")
+        except InputRejectedError as exc:
+            st = os.lstat(path)
+            job = self.journal.start_job(
+                str(inbox.path), relpath, sha256="", size=st.st_size, dev=st.st_dev, ino=st.st_ino,
+                mtime_ns=st.st_mtime_ns, result_key=None, meta={},
+            )  # fmt: skip
+            return self.reject(job, inbox, rules, exc)
+        with handle:
+            return self._take_open(inbox, relpath, rules, handle)
+
+    def _take_open(
+        self, inbox: InboxSettings, relpath: str, rules: EffectiveRules, handle: BinaryIO
+    ) -> Outcome:
+        ident = files.Identity.of(os.fstat(handle.fileno()))
+        sha, size = files.hash_file(handle)
+        after = files.Identity.of(os.fstat(handle.fileno()))
+        if size != ident.size or not after.same_content(ident):
+            raise ChangedError()  # still being written after all: back to the gate
+        meta: dict[str, Any] = {"name": PurePosixPath(relpath).name}
+        job = self.journal.start_job(
+            str(inbox.path), relpath, sha256=sha, size=size, dev=ident.dev, ino=ident.ino,
+            mtime_ns=ident.mtime_ns, result_key=None, meta=meta,
+        )  # fmt: skip
+        log.info("job_taken", job_id=job.id, inbox=str(inbox.path), relpath=relpath, sha256=sha,
+                 size_bytes=size)  # fmt: skip
+        crash_point("after_take")
+        try:
+            if size == 0:
+                raise InputRejectedError("empty_file", "the file is empty (0 bytes)")
+            if size > rules.max_size_mb * 1024 * 1024:
+                raise InputRejectedError(
+                    "too_large", f"{size} bytes is over the {rules.max_size_mb:g} MB limit (max_size_mb)"
+                )
+            probe = audio.probe(handle)
+            meta.update(duration_s=round(probe.duration_s, 3), format=probe.format_name)
+            if probe.duration_s <= 0:
+                raise InputRejectedError("empty_audio", "the audio stream has no duration")
+            if probe.duration_s > rules.max_duration_s:
+                raise InputRejectedError(
+                    "too_long",
+                    f"{probe.duration_s:.0f} s is over the {rules.max_duration_s:g} s limit (max_duration_s)",
+                )
+        except InputRejectedError as exc:
+            return self.reject(self.journal.get(job.id), inbox, rules, exc)
+        crash_point("after_probe")
+        try:
+            key = self._obtain_result(sha, handle, probe, rules, meta)
+        except RemoteRejectedError as exc:
+            self.journal.set_result_key(job.id, meta.get("result_key", ""), meta)
+            return self.reject(self.journal.get(job.id), inbox, rules, exc)
+        self.journal.set_result_key(job.id, key, meta)
+        return self.finish(self.journal.get(job.id), inbox, rules)
+
+    def recognize_open(self, handle: BinaryIO, rules: EffectiveRules) -> dict[str, Any]:
+        """The recognition part of a take, for one-shot use: no job, no sidecars, no move."""
+        sha, _size = files.hash_file(handle)
+        probe = audio.probe(handle)
+        meta: dict[str, Any] = {}
+        key = self._obtain_result(sha, handle, probe, rules, meta)
+        result = self.journal.result(key)
+        assert result is not None
+        return {**result, "sha256": sha, "duration_s": round(probe.duration_s, 3)}
+
+    def _obtain_result(
+        self, sha: str, handle: BinaryIO, probe: audio.Probe, rules: EffectiveRules, meta: dict[str, Any]
+    ) -> str:
+        """The stored result for these bytes and options, recognizing only if there is none yet."""
+        options = AsrOptions(rules.language, rules.enable_itn, rules.context)
+        mode = self._mode(rules, probe.duration_s)
+        model = self._model_for(rules, mode)
+        context_sha = hashlib.sha256(rules.context.encode()).hexdigest() if rules.context else None
+        key = hashlib.sha256(
+            result_key_material(
+                sha, model=model, language=options.language, enable_itn=options.enable_itn,
+                context_sha256=context_sha, mode=mode, chunk_max_s=rules.chunk_max_s,
+            ).encode()
+        ).hexdigest()  # fmt: skip
+        meta.update(model=model, mode=mode, context_sha256=context_sha, result_key=key)
+        with self._result_lock(key):
+            if self.journal.result(key) is None:
+                result = self._recognize(key, sha, handle, probe, model, options, mode, rules)
+                self.journal.store_result(key, result)
+                log.info("result_stored", sha256=sha, usage_seconds=result["usage_seconds"],
+                         request_ids=result["request_ids"])  # fmt: skip
+                crash_point("after_result_stored")
+            else:
+                log.info("result_reused", sha256=sha)
+        return key
+
+    @staticmethod
+    def _mode(rules: EffectiveRules, duration_s: float) -> str:
+        if is_filetrans_model(rules.model):
+            return "filetrans"
+        if duration_s <= rules.chunk_max_s:
+            return "single"
+        return "filetrans" if rules.long_audio == "filetrans" else "split"
+
+    @staticmethod
+    def _model_for(rules: EffectiveRules, mode: str) -> str:
+        if mode == "filetrans":
+            return rules.model if is_filetrans_model(rules.model) else FILETRANS_MODEL
+        return rules.model
+
+    # recognition -------------------------------------------------------------------------------
+
+    def _recognize(
+        self, key: str, sha: str, handle: BinaryIO, probe: audio.Probe, model: str,
+        options: AsrOptions, mode: str, rules: EffectiveRules,
+    ) -> dict[str, Any]:  # fmt: skip
+        staging = self.staging_dir / key[:32]
+        staging.mkdir(parents=True, exist_ok=True)
+        if not accepts_options(model):
+            options = AsrOptions()
+        if mode == "filetrans":
+            result = self._filetrans(key, sha, handle, probe, model, options, staging)
+            pieces = [(result, 0.0, probe.duration_s)]
+            segments = list(result.sentences) or [Sentence(0.0, probe.duration_s, result.text)]
+        else:
+            spans, paths = self._prepare_sync(handle, probe, rules, mode, staging)
+            results = self._run_chunks(key, sha, model, options, spans, paths, handle, probe)
+            pieces = [(results[i], spans[i][0], spans[i][1]) for i in range(len(spans))]
+            segments = [Sentence(start, end, r.text) for r, start, end in pieces]
+        texts = [r.text for r, _, _ in pieces]
+        first = next((r for r, _, _ in pieces if r.language), pieces[0][0])
+        shutil.rmtree(staging, ignore_errors=True)
+        return {
+            "text": transcript.join_texts(texts),
+            "language": first.language,
+            "emotion": first.emotion,
+            "segments": transcript.segments_to_json(segments),
+            "request_ids": [r.request_id for r, _, _ in pieces if r.request_id],
+            "usage_seconds": sum(r.usage_seconds for r, _, _ in pieces),
+            "model": model,
+            "mode": mode,
+            "chunks": len(pieces),
+        }
+
+    def _prepare_sync(
+        self, handle: BinaryIO, probe: audio.Probe, rules: EffectiveRules, mode: str, staging: Path
+    ) -> tuple[list[tuple[float, float]], list[Path | None]]:
+        """Chunks to send; ``None`` as a path means "send the source bytes as they are"."""
+        if mode == "single":
+            limit = INLINE_RAW_MAX_BYTES if self.storage.sync_only else SYNC_MAX_BYTES
+            if audio.is_sendable_as_is(probe) and os.fstat(handle.fileno()).st_size <= limit:
+                return [(0.0, probe.duration_s)], [None]
+            out = staging / "whole.flac"
+            if not out.exists():
+                audio.transcode(handle, out)
+            crash_point("after_encode")
+            return [(0.0, probe.duration_s)], [out]
+        spans_file = staging / "spans.txt"
+        if spans_file.exists():
+            spans = [(float(a), float(b)) for a, b in
+                     (line.split() for line in spans_file.read_text().splitlines())]  # fmt: skip
+        else:
+            energies, duration = audio.measure_energy(handle)
+            spans = plan_chunks(energies, 0.1, duration, rules.chunk_max_s)
+            files.atomic_write(spans_file, "".join(f"{a!r} {b!r}\n" for a, b in spans).encode())
+        paths = [staging / f"chunk-{i:04d}.flac" for i in range(len(spans))]
+        if not all(p.exists() for p in paths):
+            paths = list(audio.encode_chunks(handle, spans, staging))
+        crash_point("after_encode")
+        return spans, list(paths)
+
+    def _run_chunks(
+        self, key: str, sha: str, model: str, options: AsrOptions, spans: list[tuple[float, float]],
+        paths: list[Path | None], handle: BinaryIO, probe: audio.Probe,
+    ) -> list[AsrResult]:  # fmt: skip
+        done = self.journal.chunk_results(key)
+        todo = [i for i in range(len(spans)) if i not in done]
+        context = options.context
+        futures = {}
+        for i in todo:
+            self._check_stop()
+            futures[i] = self._chunk_pool.submit(
+                self._one_chunk, key, sha, i, model, AsrOptions(options.language, options.enable_itn,
+                                                                context), paths[i], handle, probe,
+            )  # fmt: skip
+        errors: list[BaseException] = []
+        for i, future in futures.items():
+            try:
+                done[i] = future.result()
+            except BaseException as exc:  # noqa: BLE001 - collected, the most severe one is re-raised
+                errors.append(exc)
+        if errors:
+            raise _most_severe(errors)
+        return [_result_from(done[i]) for i in range(len(spans))]
+
+    def _one_chunk(
+        self, key: str, sha: str, index: int, model: str, options: AsrOptions, path: Path | None,
+        handle: BinaryIO, probe: audio.Probe,
+    ) -> dict[str, Any]:  # fmt: skip
+        self._check_stop()
+        if path is None:
+            suffix = PurePosixPath(probe.format_name.split(",")[0]).name
+            okey = object_key(sha, "source", f".{suffix}")
+            with os.fdopen(os.dup(handle.fileno()), "rb") as data:
+                data.seek(0)
+                url = self._put(okey, data, os.fstat(data.fileno()).st_size, audio.mime_type(probe), model)
+        else:
+            okey = object_key(sha, path.stem, ".flac")
+            with open(path, "rb") as data:
+                url = self._put(okey, data, path.stat().st_size, "audio/flac", model)
+        crash_point("after_upload")
+        call_id = self.journal.call_started(key, index, "sync")
+        crash_point("before_call")
+        try:
+            result = self.client.recognize(model, url, options, oss_resolve=self.storage.oss_resolve)
+        except (TransientError, RemoteRejectedError) as exc:
+            self.journal.call_ended(call_id, type(exc).__name__, getattr(exc, "request_id", None))
+            raise
+        crash_point("after_call")
+        stored = _result_to(result)
+        self.journal.store_chunk_result(key, index, stored)
+        self.journal.call_ended(call_id, "ok", result.request_id)
+        log.info("chunk_recognized", chunk=index, request_id=result.request_id,
+                 usage_seconds=result.usage_seconds)  # fmt: skip
+        crash_point("after_chunk_stored")
+        return stored
+
+    def _put(self, okey: str, data: BinaryIO, size: int, content_type: str, model: str) -> str:
+        self.journal.object_created(okey)
+        try:
+            return self.storage.put(okey, data, size, content_type, model)
+        except PayloadTooLargeError as exc:
+            raise InputRejectedError("too_large", str(exc)) from exc
+
+    def _filetrans(
+        self, key: str, sha: str, handle: BinaryIO, probe: audio.Probe, model: str,
+        options: AsrOptions, staging: Path,
+    ) -> AsrResult:  # fmt: skip
+        task = self.journal.task(key)
+        if task is None or task[0] is None:
+            # no task id recorded: either never submitted, or the process died inside the submit
+            # round trip; the latter is the one window where a second submission can happen
+            if audio.is_sendable_as_is(probe):
+                suffix = probe.format_name.split(",")[0]
+                okey = object_key(sha, "source", f".{suffix}")
+                with os.fdopen(os.dup(handle.fileno()), "rb") as data:
+                    data.seek(0)
+                    url = self._put(okey, data, os.fstat(data.fileno()).st_size,
+                                    audio.mime_type(probe), model)  # fmt: skip
+            else:
+                out = staging / "whole.flac"
+                if not out.exists():
+                    audio.transcode(handle, out)
+                with open(out, "rb") as data:
+                    url = self._put(object_key(sha, "whole", ".flac"), data, out.stat().st_size,
+                                    "audio/flac", model)  # fmt: skip
+            self.journal.task_submitting(key)
+            crash_point("before_submit")
+            call_id = self.journal.call_started(key, 0, "submit")
+            task_id, request_id = self.client.submit_filetrans(
+                model, url, options, oss_resolve=self.storage.oss_resolve
+            )
+            crash_point("after_submit")
+            self.journal.task_submitted(key, task_id, request_id)
+            self.journal.call_ended(call_id, "submitted", request_id)
+            log.info("task_submitted", task_id=task_id, request_id=request_id)
+            crash_point("after_task_stored")
+        else:
+            task_id = task[0]
+        return self._wait_task(key, task_id)
+
+    def _wait_task(self, key: str, task_id: str) -> AsrResult:
+        delay = POLL_FIRST_S
+        while True:
+            self._check_stop()
+            state = self.client.poll_task(task_id)
+            if state.status == "SUCCEEDED" and state.transcription_url:
+                try:
+                    result = self.client.fetch_transcription(state.transcription_url)
+                except ResultExpiredError:
+                    self.journal.forget_task(key)
+                    raise
+                return AsrResult(
+                    text=result.text, language=result.language, emotion=result.emotion,
+                    request_id=state.request_id or result.request_id,
+                    usage_seconds=state.usage_seconds or result.usage_seconds,
+                    sentences=result.sentences,
+                )  # fmt: skip
+            if state.status in ("FAILED", "CANCELED", "UNKNOWN"):
+                self.journal.forget_task(key)
+                if state.status == "FAILED" and state.code not in ("FILE_DOWNLOAD_FAILED", None):
+                    raise RemoteRejectedError(state.code or "FAILED", state.message or "", state.request_id)
+                raise AsrUnavailableError(
+                    f"task {state.status.lower()}: {state.code or ''} {state.message or ''}".strip(),
+                    remote_code=state.code,
+                )
+            if self.stopping.wait(delay):
+                raise ParkedError()
+            delay = min(POLL_MAX_S, delay * POLL_FACTOR)
+
+    # finishing ---------------------------------------------------------------------------------
+
+    def reject(
+        self, job: Job, inbox: InboxSettings, rules: EffectiveRules,
+        exc: InputRejectedError | RemoteRejectedError,
+    ) -> Outcome:  # fmt: skip
+        if isinstance(exc, InputRejectedError):
+            error = {"code": exc.code, "message": exc.message}
+        else:
+            error = {"code": "asr_rejected", "message": exc.message, "remote_code": exc.remote_code}
+        log.warning("job_rejected", job_id=job.id, relpath=job.relpath, **error)
+        return self._decide_and_finish(job, inbox, rules, "failed", error)
+
+    def finish(self, job: Job, inbox: InboxSettings, rules: EffectiveRules) -> Outcome:
+        return self._decide_and_finish(job, inbox, rules, job.outcome or "done", job.error)
+
+    def _decide_and_finish(
+        self, job: Job, inbox: InboxSettings, rules: EffectiveRules, outcome: str,
+        error: dict[str, Any] | None,
+    ) -> Outcome:  # fmt: skip
+        source = inbox.path / job.relpath
+        rel = PurePosixPath(job.relpath)
+        target_dir = (inbox.done if outcome == "done" else inbox.failed) / rel.parent
+        if job.final_name is None:
+            final_name = files.choose_free_name(target_dir, rel.name)
+            self.journal.decide(job.id, outcome=outcome, final_name=final_name, error=error)
+            job = self.journal.get(job.id)
+            crash_point("after_decide")
+        assert job.final_name is not None
+        target = target_dir / job.final_name
+        files.remove_stale_temps(target_dir)
+        moved = self._already_moved(job, source, target)
+        if not moved:
+            self._verify_unchanged(job, source)
+        if outcome == "done":
+            documents = self._done_documents(job, rules, target)
+        else:
+            documents = {".error.json": self._error_document(job, target)}
+        for suffix, body in documents.items():
+            files.atomic_write(target_dir / sidecar_name(job.final_name, suffix), body)
+            crash_point("mid_sidecars")
+        crash_point("after_sidecars")
+        if not moved:
+            self._verify_unchanged(job, source, written=[target_dir / sidecar_name(job.final_name, s)
+                                                          for s in documents])  # fmt: skip
+            files.move_no_clobber(source, target)
+        crash_point("after_move")
+        self.journal.finish(job.id)
+        crash_point("after_finish")
+        self._cleanup_objects(job)
+        log.info("job_done" if outcome == "done" else "job_failed", job_id=job.id, relpath=job.relpath,
+                 final=str(target), code=(error or {}).get("code"))  # fmt: skip
+        return Outcome(outcome, job.id, target)
+
+    @staticmethod
+    def _already_moved(job: Job, source: Path, target: Path) -> bool:
+        """After a crash mid-move the target may hold the source already (same inode)."""
+        try:
+            st_target = os.lstat(target)
+        except FileNotFoundError:
+            return False
+        if st_target.st_ino == job.ino and st_target.st_dev == job.dev:
+            if os.path.lexists(source):
+                os.unlink(source)  # the link() happened, the unlink() did not
+                files.fsync_dir(source.parent)
+            return True
+        # a cross-device copy that completed before the crash
+        return not os.path.lexists(source) and st_target.st_size == job.size
+
+    def _verify_unchanged(self, job: Job, source: Path, written: list[Path] | None = None) -> None:
+        try:
+            st = os.lstat(source)
+        except FileNotFoundError as exc:
+            raise GoneError() from exc
+        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != (job.dev, job.ino, job.size, job.mtime_ns):
+            for path in written or []:
+                if path.exists():
+                    path.unlink()
+            self.journal.restart(job.id)
+            raise ChangedError()
+
+    def _source_doc(self, job: Job, target: Path) -> dict[str, Any]:
+        return {
+            "name": target.name,
+            "original_name": PurePosixPath(job.relpath).name,
+            "relpath": job.relpath,
+            "size_bytes": job.size,
+            "sha256": job.sha256 or None,
+            "duration_s": job.meta.get("duration_s"),
+            "format": job.meta.get("format"),
+        }
+
+    def _done_documents(self, job: Job, rules: EffectiveRules, target: Path) -> dict[str, bytes]:
+        assert job.result_key is not None
+        result = self.journal.result(job.result_key)
+        assert result is not None, "a job is only finished as done once its result is stored"
+        segments = [Sentence(s["start_s"], s["end_s"], s["text"]) for s in result["segments"]]
+        now = time.time()
+        doc = {
+            "schema_version": transcript.SCHEMA_VERSION,
+            "text": result["text"],
+            "language": result["language"],
+            "emotion": result["emotion"],
+            "segments": result["segments"],
+            "model": result["model"],
+            "options": {
+                "language": rules.language,
+                "enable_itn": rules.enable_itn,
+                "context_sha256": job.meta.get("context_sha256"),
+            },
+            "source": self._source_doc(job, target),
+            "mode": result["mode"],
+            "chunks": result["chunks"],
+            "request_ids": result["request_ids"],
+            "usage_seconds": result["usage_seconds"],
+            "started_at": utc_iso(job.started_at or job.created_at),
+            "finished_at": utc_iso(now),
+            "dropscribe_version": __version__,
+        }
+        out: dict[str, bytes] = {}
+        if "txt" in rules.outputs:
+            out[".txt"] = transcript.render_txt(result["text"]).encode()
+        if "json" in rules.outputs:
+            out[".json"] = _json_bytes(doc)
+        if "srt" in rules.outputs:
+            out[".srt"] = transcript.render_srt(segments).encode()
+        if "vtt" in rules.outputs:
+            out[".vtt"] = transcript.render_vtt(segments).encode()
+        return out
+
+    def _error_document(self, job: Job, target: Path) -> bytes:
+        error = job.error or {"code": "unknown", "message": ""}
+        doc = {
+            "schema_version": transcript.SCHEMA_VERSION,
+            **error,
+            "retryable": False,
+            "attempts": job.attempts + 1,
+            "request_ids": self.journal.request_ids(job.result_key) if job.result_key else [],
+            "source": self._source_doc(job, target),
+            "failed_at": utc_iso(time.time()),
+            "dropscribe_version": __version__,
+        }
+        return _json_bytes(doc)
+
+    def _cleanup_objects(self, job: Job) -> None:
+        if not job.sha256:
+            return
+        for okey in self.journal.live_objects(f"{job.sha256[:2]}/{job.sha256}/"):
+            try:
+                self.storage.delete(okey)
+            except TransientError as exc:
+                log.warning("object_delete_failed", object_key=okey, error=exc.message)
+                continue
+            self.journal.object_deleted(okey)
+
+
+def _json_bytes(doc: dict[str, Any]) -> bytes:
+    # a name that was not UTF-8 holds lone surrogates; backslashreplace turns them into JSON escapes
+    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8", "backslashreplace")
+
+
+def _result_to(result: AsrResult) -> dict[str, Any]:
+    return {
+        "text": result.text,
+        "language": result.language,
+        "emotion": result.emotion,
+        "request_id": result.request_id,
+        "usage_seconds": result.usage_seconds,
+    }
+
+
+def _result_from(stored: dict[str, Any]) -> AsrResult:
+    return AsrResult(
+        text=stored["text"], language=stored.get("language"), emotion=stored.get("emotion"),
+        request_id=stored.get("request_id"), usage_seconds=stored.get("usage_seconds", 0.0),
+    )  # fmt: skip
+
+
+def _most_severe(errors: list[BaseException]) -> BaseException:
+    """Account problems first (pause), then rejections, then parking, then transient errors."""
+    from dropscribe.core.errors import AccountError
+
+    for kind in (AccountError, InputRejectedError, RemoteRejectedError, ParkedError, TransientError):
+        for exc in errors:
+            if isinstance(exc, kind):
+                return exc
+    return errors[0]
