@@ -221,8 +221,6 @@ class Api:
         self.task_rate = RateLimiter(config.task_qps, 1.0)
         self.policy_rate = RateLimiter(config.policy_qps, 1.0)
 
-    # -- entry points used by the server ----------------------------------------------------------
-
     @staticmethod
     def _trace(request: HttpRequest) -> Trace:
         return Trace(
@@ -279,8 +277,6 @@ class Api:
         self.rpm.clear()
         self.task_rate.clear()
         self.policy_rate.clear()
-
-    # -- routing ----------------------------------------------------------------------------------
 
     @staticmethod
     def _rid(trace: Trace) -> str:
@@ -413,8 +409,6 @@ class Api:
             reply.headers["Retry-After"] = str(int(seconds)) if seconds.is_integer() else str(seconds)
         return reply
 
-    # -- admin ------------------------------------------------------------------------------------
-
     def _admin(self, request: HttpRequest) -> Reply:
         path, method = request.path, request.method
         if path == "/_emulator/requests" and method == "GET":
@@ -437,8 +431,6 @@ class Api:
             return json_reply(200, {"reset": True})
         raise ApiError(404, "InvalidURL", f"No such emulator endpoint: {method} {path}")
 
-    # -- shared checks ----------------------------------------------------------------------------
-
     def _authorize(self, request: HttpRequest) -> str:
         scheme, _, key = (request.header("Authorization") or "").partition(" ")
         key = key.strip()
@@ -451,8 +443,6 @@ class Api:
     def _limit_rpm(self, key_id: str, model: str) -> None:
         if not self.rpm.allow((key_id, model)):
             raise ApiError(429, "Throttling.RateQuota")
-
-    # -- synchronous recognition ------------------------------------------------------------------
 
     def _generation(self, request: HttpRequest, trace: Trace, stream_fault: Fault | None) -> Reply:
         key_id = self._authorize(request)
@@ -609,8 +599,6 @@ class Api:
             events=events,
             error_code=error_code,
         )
-
-    # -- file transcription -----------------------------------------------------------------------
 
     def _submit(self, request: HttpRequest, trace: Trace) -> Reply:
         key_id = self._authorize(request)
@@ -791,8 +779,6 @@ class Api:
             "transcripts": transcripts,
         }
         return json_reply(200, document)
-
-    # -- temporary upload -------------------------------------------------------------------------
 
     def _policy(self, request: HttpRequest, trace: Trace) -> Reply:
         key_id = self._authorize(request)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 from types import FrameType
 
@@ -109,7 +108,3 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         emulator.stop()
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover - convenience for `python -m`
-    sys.exit(main())

@@ -294,7 +294,8 @@ class RequestLog:
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
-            return json.loads(json.dumps(self._records, default=str))  # type: ignore[no-any-return]
+            copy: list[dict[str, Any]] = json.loads(json.dumps(self._records, default=str))
+        return copy
 
     def clear(self) -> None:
         with self._lock:
