@@ -78,6 +78,10 @@ class Service:
         self.scanners = self._make_scanners()
         self.workers = ThreadPoolExecutor(self.settings.dashscope.concurrency, thread_name_prefix="job")
         self.in_flight: dict[tuple[int, str], Future[Outcome]] = {}
+        # bumped on every reload: an account error from work started with the old config says
+        # nothing about the new one and must not pause the queue again
+        self.generation = 0
+        self.started_in: dict[tuple[int, str], int] = {}
         self.not_before: dict[tuple[int, str], float] = {}
         self.next_scan: list[float] = [0.0] * len(self.scanners)
         self.paused: dict[str, Any] | None = None
@@ -223,6 +227,7 @@ class Service:
         key = (index, relpath)
         if key in self.in_flight:
             return
+        self.started_in[key] = self.generation
         self.in_flight[key] = self.workers.submit(self._work, index, relpath)
 
     def _work(self, index: int, relpath: str) -> Outcome:
@@ -237,6 +242,7 @@ class Service:
             if not future.done():
                 continue
             del self.in_flight[key]
+            generation = self.started_in.pop(key, self.generation)
             index, relpath = key
             self.scanners[index].forget(relpath)
             inbox = self.settings.inboxes[index]
@@ -252,7 +258,8 @@ class Service:
                 self._abandon(inbox, relpath)
                 continue
             except AccountError as exc:
-                self._pause(exc)
+                if generation == self.generation:
+                    self._pause(exc)
                 continue
             except TransientError as exc:
                 self._defer(index, inbox, relpath, exc)
@@ -318,6 +325,7 @@ class Service:
             return
         # in-flight jobs finish with the old client; new work uses the new one
         self.settings = settings
+        self.generation += 1
         configure(settings.logging.format, settings.logging.level)
         self.client = client
         self.storage = make_storage(settings.storage, client)
