@@ -127,10 +127,18 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+TEMP_PREFIX = ".dropscribe-"
+
+
+def temp_name() -> str:
+    """Our temp files: hidden (readers and our own scanner skip dotfiles) and short, whatever the target."""
+    return f"{TEMP_PREFIX}{secrets.token_hex(6)}.tmp"
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o640) -> None:
     """Write ``data`` under ``path`` so readers see the old state or the whole new file, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name[:180]}.{secrets.token_hex(4)}.tmp"
+    tmp = path.parent / temp_name()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -146,14 +154,14 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o640) -> None:
 
 
 def remove_stale_temps(folder: Path) -> int:
-    """Delete our own ``.*.tmp`` leftovers from a crash mid-write; returns how many were removed."""
+    """Delete our own ``.dropscribe-*.tmp`` leftovers of a crash mid-write; returns how many."""
     removed = 0
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return 0
     for entry in entries:
-        if entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file(
+        if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(".tmp") and entry.is_file(
             follow_symlinks=False
         ):
             with contextlib.suppress(OSError):
@@ -202,7 +210,7 @@ def move_no_clobber(src: Path, dst: Path) -> None:
 
 
 def _copy_across(src: Path, dst: Path) -> None:
-    tmp = dst.parent / f".{dst.name[:180]}.{secrets.token_hex(4)}.tmp"
+    tmp = dst.parent / temp_name()
     try:
         with open(src, "rb") as fin, open(tmp, "xb") as fout:
             shutil.copyfileobj(fin, fout, _HASH_BLOCK)

@@ -21,8 +21,8 @@ from typing import Any
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY,
-    inbox TEXT NOT NULL,
-    relpath TEXT NOT NULL,
+    inbox BLOB NOT NULL,
+    relpath BLOB NOT NULL,
     state TEXT NOT NULL,            -- working | finishing | done | failed | gone
     sha256 TEXT,
     size INTEGER, dev INTEGER, ino INTEGER, mtime_ns INTEGER,
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     next_attempt_at REAL NOT NULL DEFAULT 0,
     last_error TEXT,
     outcome TEXT,                   -- done | failed, decided before the finishing steps
-    final_name TEXT,                -- chosen free name in done/ or failed/, kept across restarts
+    final_name BLOB,                -- chosen free name in done/ or failed/, kept across restarts
     error_json TEXT,
     meta_json TEXT,
     created_at REAL NOT NULL,
@@ -106,13 +106,24 @@ class Job:
     finished_at: float | None
 
 
+def _path_value(text: str) -> bytes:
+    """Paths are stored as their raw bytes: a name that is not UTF-8 must still round-trip."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _path_text(value: bytes | str) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
 def _job(row: sqlite3.Row) -> Job:
     return Job(
-        id=row["id"], inbox=row["inbox"], relpath=row["relpath"], state=row["state"],
+        id=row["id"], inbox=_path_text(row["inbox"]), relpath=_path_text(row["relpath"]),
+        state=row["state"],
         sha256=row["sha256"], size=row["size"], dev=row["dev"], ino=row["ino"],
         mtime_ns=row["mtime_ns"], result_key=row["result_key"], attempts=row["attempts"],
         next_attempt_at=row["next_attempt_at"], last_error=row["last_error"],
-        outcome=row["outcome"], final_name=row["final_name"],
+        outcome=row["outcome"],
+        final_name=_path_text(row["final_name"]) if row["final_name"] is not None else None,
         error=json.loads(row["error_json"]) if row["error_json"] else None,
         meta=json.loads(row["meta_json"]) if row["meta_json"] else {},
         created_at=row["created_at"], started_at=row["started_at"],
@@ -161,7 +172,7 @@ class Journal:
     def active_job(self, inbox: str, relpath: str) -> Job | None:
         rows = self._query(
             "SELECT * FROM jobs WHERE inbox=? AND relpath=? AND state IN ('working','finishing')",
-            (inbox, relpath),
+            (_path_value(inbox), _path_value(relpath)),
         )
         return _job(rows[0]) if rows else None
 
@@ -177,14 +188,14 @@ class Journal:
         with self._tx() as db:
             row = db.execute(
                 "SELECT * FROM jobs WHERE inbox=? AND relpath=? AND state IN ('working','finishing')",
-                (inbox, relpath),
+                (_path_value(inbox), _path_value(relpath)),
             ).fetchone()
             if row is None:
                 cur = db.execute(
                     "INSERT INTO jobs (inbox, relpath, state, sha256, size, dev, ino, mtime_ns,"
                     " result_key, meta_json, created_at, updated_at, started_at)"
                     " VALUES (?,?,'working',?,?,?,?,?,?,?,?,?,?)",
-                    (inbox, relpath, sha256, size, dev, ino, mtime_ns, result_key,
+                    (_path_value(inbox), _path_value(relpath), sha256, size, dev, ino, mtime_ns, result_key,
                      json.dumps(meta), now, now, now),
                 )  # fmt: skip
                 job_id = cur.lastrowid
@@ -222,7 +233,7 @@ class Journal:
             db.execute(
                 "UPDATE jobs SET state='finishing', outcome=?, final_name=?, error_json=?,"
                 " updated_at=? WHERE id=?",
-                (outcome, final_name, json.dumps(error) if error else None, time.time(), job_id),
+                (outcome, _path_value(final_name), json.dumps(error) if error else None, time.time(), job_id),
             )
 
     def finish(self, job_id: int) -> None:

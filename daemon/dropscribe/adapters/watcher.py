@@ -6,6 +6,7 @@ so nothing depends on an event arriving; the periodic rescan is the truth.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,12 +25,26 @@ NETWORK_FILESYSTEMS = {
 }  # fmt: skip
 
 
-def filesystem_type(path: Path) -> str | None:
-    """The type of the mount holding ``path``, read from /proc/self/mounts (longest prefix wins)."""
+def _mounts() -> list[list[str]]:
     try:
         with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
-            entries = [line.split() for line in mounts]
+            return [line.split() for line in mounts]
     except OSError:
+        return []
+
+
+def is_mount_point(path: Path) -> bool:
+    """True if something is mounted on ``path`` itself; unlike os.path.ismount, sees bind mounts too."""
+    target = str(path.resolve())
+    if any(len(f) >= 2 and f[1].replace("\\040", " ") == target for f in _mounts()):
+        return True
+    return os.path.ismount(path)
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The type of the mount holding ``path``, read from /proc/self/mounts (longest prefix wins)."""
+    entries = _mounts()
+    if not entries:
         return None
     target = str(path.resolve())
     best: tuple[int, str] | None = None

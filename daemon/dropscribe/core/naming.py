@@ -66,12 +66,43 @@ def sidecar_name(source_name: str, suffix: str) -> str:
     return split_name(source_name)[0] + suffix
 
 
+NAME_MAX_BYTES = 255
+# room for the longest sidecar suffix and a " (NNNNN)" number
+_RESERVED_BYTES = len(".error.json") + len(" (10000)")
+
+
+def fit_name(name: str) -> str:
+    """Shorten the stem so the name, numbered and with any sidecar suffix, fits in 255 bytes."""
+    stem, suffix = split_name(name)
+    if len(suffix.encode("utf-8", "surrogateescape")) > 16:  # not a real extension
+        stem, suffix = name, ""
+    budget = NAME_MAX_BYTES - _RESERVED_BYTES - len(suffix.encode("utf-8", "surrogateescape"))
+    raw = stem.encode("utf-8", "surrogateescape")
+    if len(raw) <= budget:
+        return name
+    # "…" (3 bytes) marks the cut; the full original name is kept in the sidecars
+    return _cut_bytes(stem, budget - 3) + "…" + suffix
+
+
+def _cut_bytes(text: str, budget: int) -> str:
+    """The longest prefix of ``text`` within ``budget`` bytes, never splitting a character."""
+    out, used = "", 0
+    for char in text:
+        size = len(char.encode("utf-8", "surrogateescape"))
+        if used + size > budget:
+            break
+        out += char
+        used += size
+    return out
+
+
 def pick_free_name(name: str, is_taken: Callable[[str], bool], limit: int = 10_000) -> str:
     """First candidate whose source name and every possible sidecar name are all free.
 
     Checking all sidecar kinds, not only the ones this folder writes, keeps a numbered set together
     even when two files share a stem (``a.mp3`` and ``a.wav`` both want ``a.txt``).
     """
+    name = fit_name(name)
     for n in range(1, limit + 1):
         candidate = numbered(name, n)
         names = [candidate, *(sidecar_name(candidate, s) for s in SIDECAR_SUFFIXES)]

@@ -144,11 +144,24 @@ class Pipeline:
         self, inbox: InboxSettings, relpath: str, rules: EffectiveRules, handle: BinaryIO
     ) -> Outcome:
         ident = files.Identity.of(os.fstat(handle.fileno()))
+        meta: dict[str, Any] = {"name": PurePosixPath(relpath).name}
+        too_big = ident.size > rules.max_size_mb * 1024 * 1024
+        if too_big or ident.size == 0:
+            # decided from the size alone: an oversized (or sparse) file is never read, let alone sent
+            job = self.journal.start_job(
+                str(inbox.path), relpath, sha256="", size=ident.size, dev=ident.dev, ino=ident.ino,
+                mtime_ns=ident.mtime_ns, result_key=None, meta=meta,
+            )  # fmt: skip
+            error = (
+                InputRejectedError("too_large", f"{ident.size} bytes is over the "
+                                   f"{rules.max_size_mb:g} MB limit (max_size_mb)")
+                if too_big else InputRejectedError("empty_file", "the file is empty (0 bytes)")
+            )  # fmt: skip
+            return self.reject(job, inbox, rules, error)
         sha, size = files.hash_file(handle)
         after = files.Identity.of(os.fstat(handle.fileno()))
         if size != ident.size or not after.same_content(ident):
             raise ChangedError()  # still being written after all: back to the gate
-        meta: dict[str, Any] = {"name": PurePosixPath(relpath).name}
         job = self.journal.start_job(
             str(inbox.path), relpath, sha256=sha, size=size, dev=ident.dev, ino=ident.ino,
             mtime_ns=ident.mtime_ns, result_key=None, meta=meta,
@@ -157,12 +170,6 @@ class Pipeline:
                  size_bytes=size)  # fmt: skip
         crash_point("after_take")
         try:
-            if size == 0:
-                raise InputRejectedError("empty_file", "the file is empty (0 bytes)")
-            if size > rules.max_size_mb * 1024 * 1024:
-                raise InputRejectedError(
-                    "too_large", f"{size} bytes is over the {rules.max_size_mb:g} MB limit (max_size_mb)"
-                )
             probe = audio.probe(handle)
             meta.update(duration_s=round(probe.duration_s, 3), format=probe.format_name)
             if probe.duration_s <= 0:
@@ -172,12 +179,17 @@ class Pipeline:
                     "too_long",
                     f"{probe.duration_s:.0f} s is over the {rules.max_duration_s:g} s limit (max_duration_s)",
                 )
+            if probe.duration_s <= rules.chunk_max_s:
+                # a short file is sent as it is, so decode it once first: a truncated or damaged
+                # recording must come back as such, not as half a transcript (long files are decoded
+                # for splitting anyway, which runs the same checks)
+                audio.measure_energy(handle)
         except InputRejectedError as exc:
             return self.reject(self.journal.get(job.id), inbox, rules, exc)
         crash_point("after_probe")
         try:
             key = self._obtain_result(sha, handle, probe, rules, meta)
-        except RemoteRejectedError as exc:
+        except (RemoteRejectedError, InputRejectedError) as exc:
             self.journal.set_result_key(job.id, meta.get("result_key", ""), meta)
             return self.reject(self.journal.get(job.id), inbox, rules, exc)
         self.journal.set_result_key(job.id, key, meta)

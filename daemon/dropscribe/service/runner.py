@@ -27,7 +27,13 @@ from dropscribe.adapters.watcher import Watcher, wants_events
 from dropscribe.config.load import load_settings, resolve_api_key
 from dropscribe.config.model import InboxSettings, Settings
 from dropscribe.config.rulefiles import RuleCache, RuleFileEvent, RulesHeld
-from dropscribe.core.errors import AccountError, ConfigError, InputRejectedError, TransientError
+from dropscribe.core.errors import (
+    AccountError,
+    ConfigError,
+    InputRejectedError,
+    ShareUnavailableError,
+    TransientError,
+)
 from dropscribe.core.retry import backoff_s
 from dropscribe.logs import configure, get_logger, register_secret
 from dropscribe.service.pipeline import ChangedError, GoneError, Outcome, ParkedError, Pipeline
@@ -255,7 +261,11 @@ class Service:
                          action="waiting for it to settle again")  # fmt: skip
                 continue
             except GoneError:
-                self._abandon(inbox, relpath)
+                problem = self.scanners[index].available()
+                if problem is None:
+                    self._abandon(inbox, relpath)
+                else:  # the share went away, not the file: keep the job, it resumes when the share returns
+                    self._defer(index, inbox, relpath, ShareUnavailableError(problem))
                 continue
             except AccountError as exc:
                 if generation == self.generation:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from dropscribe.adapters import files
+from dropscribe.adapters.watcher import is_mount_point
 from dropscribe.config.model import EffectiveRules, InboxSettings
 from dropscribe.config.rulefiles import RuleCache, RulesHeld
 from dropscribe.core.gate import Observation, is_settled, observe
@@ -30,6 +31,9 @@ class InboxScanner:
         self.rules = rules
         self.observations: dict[str, Observation] = {}
         self._skip = {inbox.done, inbox.failed}
+        # an inbox seen as a mount point once must stay one: an unmounted share leaves an empty
+        # folder behind, and that must read as "share missing", not as "no files"
+        self._was_mount = False
 
     def available(self) -> str | None:
         """None when the inbox can be scanned; otherwise why not. A missing mount is not an empty folder."""
@@ -43,6 +47,10 @@ class InboxScanner:
         if not os.access(root, os.R_OK | os.X_OK):
             return "inbox not readable"
         del st
+        if is_mount_point(root):
+            self._was_mount = True
+        elif self._was_mount:
+            return "inbox share is not mounted (the folder is no longer a mount point)"
         return None
 
     def _skip_dir(self, path: Path) -> bool:
