@@ -314,3 +314,51 @@ def test_real_speech_from_espeak(
     (sent,) = recognitions(emulator)
     assert sent["audio_sha256"] == sha
     assert 1.0 < sent["duration_s"] < 10.0
+
+
+def test_same_content_in_two_inboxes_is_recognized_once(
+    layout: Layout, emulator: Emulator, services: list[ServiceProcess], tmp_path: Path
+) -> None:
+    """Identical bytes dropped into two different inboxes cost one recognition; each inbox gets sidecars."""
+    second = tmp_path / "second"
+    (second / "inbox").mkdir(parents=True)
+    layout.data["inboxes"].append({"path": str(second / "inbox"), "settle_s": 0.3, "rescan_s": 0.5})
+    layout.write()
+    make_tone(tmp_path / "a.wav", seconds=1.0, fmt="wav")
+    shutil.copy(tmp_path / "a.wav", layout.inbox / "from-alice.wav")
+    shutil.copy(tmp_path / "a.wav", second / "inbox" / "from-bob.wav")
+    start(layout, services)
+    wait_for(lambda: (layout.done / "from-alice.json").exists())
+    wait_for(lambda: (second / "done" / "from-bob.json").exists())
+    assert len(recognitions(emulator)) == 1
+    alice = json.loads((layout.done / "from-alice.json").read_text())
+    bob = json.loads((second / "done" / "from-bob.json").read_text())
+    assert alice["text"] == bob["text"]
+    assert alice["request_ids"] == bob["request_ids"]
+
+
+def test_metrics_and_health_endpoints(
+    layout: Layout, emulator: Emulator, services: list[ServiceProcess], tmp_path: Path
+) -> None:
+    """/metrics counts finished files; /healthz turns 503 while the queue is paused and names the reason."""
+    import httpx
+
+    from tests.support.s3 import unused_port
+
+    port = unused_port()
+    layout.data["metrics"] = {"listen": f"127.0.0.1:{port}"}
+    layout.write()
+    make_tone(layout.inbox / "a.wav", seconds=1.0, fmt="wav")
+    start(layout, services)
+    wait_for(lambda: (layout.done / "a.txt").exists())
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: "dropscribe_files_done 1" in httpx.get(f"{base}/metrics").text)
+    metrics = httpx.get(f"{base}/metrics").text
+    assert f'dropscribe_inbox_up{{inbox="{layout.inbox}"}} 1' in metrics
+    assert httpx.get(f"{base}/healthz").status_code == 200
+
+    emulator.add_fault(Fault(path="generation", status=401, code="InvalidApiKey", times=None))
+    make_tone(layout.inbox / "b.wav", seconds=1.0, fmt="wav", freq=600)
+    wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 503)
+    assert "InvalidApiKey" in httpx.get(f"{base}/healthz").text
+    assert "dropscribe_paused 1" in httpx.get(f"{base}/metrics").text

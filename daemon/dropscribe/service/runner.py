@@ -22,6 +22,7 @@ from typing import Any
 from dropscribe.adapters import systemd
 from dropscribe.adapters.dashscope import DashScopeClient
 from dropscribe.adapters.journal import Journal
+from dropscribe.adapters.metrics import MetricsServer, Snapshot
 from dropscribe.adapters.storage import Storage, make_storage
 from dropscribe.adapters.watcher import Watcher, wants_events
 from dropscribe.config.load import load_settings, resolve_api_key
@@ -95,6 +96,8 @@ class Service:
         self.watcher = Watcher()
         self.last_status = ""
         self.stats = {"done": 0, "failed": 0, "retried": 0}
+        self.inbox_state: dict[int, dict[str, Any]] = {}
+        self.metrics: MetricsServer | None = None
 
     def _make_pipeline(self) -> Pipeline:
         return Pipeline(
@@ -131,6 +134,9 @@ class Service:
         signal.signal(signal.SIGHUP, self._on_reload)
         self._recover()
         self._start_watcher()
+        if self.settings.metrics.listen:
+            self.metrics = MetricsServer(self.settings.metrics.listen, self.snapshot)
+            self.metrics.start()
         log.info("service_started", inboxes=[str(i.path) for i in self.settings.inboxes],
                  model=self.settings.dashscope.model, storage=self.settings.storage.type)  # fmt: skip
         watchdog_s = systemd.watchdog_interval_s()
@@ -157,6 +163,8 @@ class Service:
         systemd.notify("STOPPING=1")
         log.info("service_stopping", in_flight=len(self.in_flight))
         self.watcher.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         deadline = time.monotonic() + DRAIN_S
         while self.in_flight and time.monotonic() < deadline:
             self._collect()
@@ -201,6 +209,10 @@ class Service:
             busy = {relpath for (i, relpath) in self.in_flight if i == index}
             result = scanner.scan(time.monotonic(), busy)
             inbox = scanner.inbox
+            self.inbox_state[index] = {
+                "available": result.available, "problem": result.problem, "settling": result.settling,
+                "held": len(result.held), "ready": len(result.ready),
+            }  # fmt: skip
             if not result.available:
                 log.warning("inbox_unavailable", inbox=str(inbox.path), problem=result.problem)
                 self.next_scan[index] = now + min(inbox.rescan_s, 30.0)
@@ -351,6 +363,36 @@ class Service:
             self._unpause("config reloaded")
         log.info("config_reloaded", inboxes=[str(i.path) for i in settings.inboxes])
         systemd.notify("READY=1")
+
+    def snapshot(self) -> Snapshot:
+        """What /metrics and /healthz report; read from another thread, so only copies are taken."""
+        states = dict(self.inbox_state)
+        problems = []
+        if self.paused is not None:
+            problems.append(f"paused: {self.paused.get('code')}: {self.paused.get('message')}")
+        for index, state in states.items():
+            if not state["available"]:
+                problems.append(f"inbox {self.settings.inboxes[index].path}: {state['problem']}")
+        by_inbox = {f'inbox="{self.settings.inboxes[i].path}"': s for i, s in states.items()}
+        return Snapshot(
+            gauges={
+                "dropscribe_files_done": ("Files finished since start.", self.stats["done"]),
+                "dropscribe_files_failed": ("Files rejected since start.", self.stats["failed"]),
+                "dropscribe_retries": ("Transient-error deferrals since start.", self.stats["retried"]),
+                "dropscribe_in_flight": ("Files being processed now.", len(self.in_flight)),
+                "dropscribe_paused": ("1 while an account problem pauses the queue.",
+                                      1 if self.paused is not None else 0),
+            },
+            labelled={
+                "dropscribe_inbox_up": ("1 when the inbox can be scanned.",
+                                        {k: 1 if s["available"] else 0 for k, s in by_inbox.items()}),
+                "dropscribe_inbox_settling": ("Files waiting for their settle time.",
+                                              {k: s["settling"] for k, s in by_inbox.items()}),
+                "dropscribe_inbox_held": ("Rule files holding their folder.",
+                                          {k: s["held"] for k, s in by_inbox.items()}),
+            },
+            problems=tuple(problems),
+        )  # fmt: skip
 
     def _publish_status(self) -> None:
         if self.paused is not None:
