@@ -64,19 +64,27 @@ class InboxScanner:
             # keep every observation: the files are still there, we just cannot see them now
             return ScanResult(available=False, problem=problem)
         seen: set[str] = set()
+        # rules are per folder: look them up once per folder and scan, not once per file
+        folder_rules: dict[Path, EffectiveRules | RulesHeld] = {}
+        support_names = {self.inbox.rules_file, self.inbox.rules_file + ".error.txt"}
         for entry in files.walk(self.inbox.path, recursive=self.inbox.recursive, skip_dir=self._skip_dir):
             if isinstance(entry, OSError):
                 if entry.filename and Path(entry.filename) == self.inbox.path:
                     return ScanResult(available=False, problem=f"inbox not readable: {entry.strerror}")
                 continue
             name = entry.path.name
-            if is_ignored(name, self.inbox.ignore) or self.rules.is_support_file(entry.path):
+            if is_ignored(name, self.inbox.ignore) or name in support_names:
                 continue
             relpath = entry.relpath
+            folder = entry.path.parent
+            rules = folder_rules.get(folder)
+            if rules is None:
+                rules = folder_rules[folder] = self.rules.rules_for(PurePosixPath(relpath).parent)
+            if entry.path in self.rules.context_files():
+                continue
             seen.add(relpath)
             if relpath in busy:
                 continue
-            rules = self.rules.rules_for(PurePosixPath(relpath).parent)
             if isinstance(rules, RulesHeld):
                 result.held.setdefault(str(rules.rule_file), rules.messages)
                 continue
