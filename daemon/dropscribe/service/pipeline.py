@@ -98,7 +98,7 @@ class Pipeline:
         self.staging_dir = staging_dir
         self.stopping = stopping
         self._chunk_pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="chunk")
-        self._key_locks: dict[str, threading.Lock] = {}
+        self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
         self._key_locks_guard = threading.Lock()
 
     def close(self) -> None:
@@ -112,9 +112,18 @@ class Pipeline:
     def _result_lock(self, key: str) -> Iterator[None]:
         """Same bytes under two names are recognized once: the second waits and reuses the answer."""
         with self._key_locks_guard:
-            lock = self._key_locks.setdefault(key, threading.Lock())
-        with lock:
-            yield
+            lock, users = self._key_locks.get(key, (threading.Lock(), 0))
+            self._key_locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._key_locks_guard:  # drop the entry with its last user: the service runs for months
+                lock, users = self._key_locks[key]
+                if users == 1:
+                    del self._key_locks[key]
+                else:
+                    self._key_locks[key] = (lock, users - 1)
 
     # taking a file -----------------------------------------------------------------------------
 

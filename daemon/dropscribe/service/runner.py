@@ -98,6 +98,7 @@ class Service:
         self.stats = {"done": 0, "failed": 0, "retried": 0}
         self.inbox_state: dict[int, dict[str, Any]] = {}
         self.metrics: MetricsServer | None = None
+        self._retired: list[tuple[Pipeline, DashScopeClient, Storage]] = []
 
     def _make_pipeline(self) -> Pipeline:
         return Pipeline(
@@ -171,9 +172,10 @@ class Service:
             time.sleep(0.05)
         self.workers.shutdown(wait=True, cancel_futures=True)
         self._collect()
-        self.pipeline.close()
-        self.client.close()
-        self.storage.close()
+        for pipeline, client, storage in [*self._retired, (self.pipeline, self.client, self.storage)]:
+            pipeline.close()
+            client.close()
+            storage.close()
         self.journal.close()
         log.info("service_stopped")
         return 0
@@ -345,7 +347,8 @@ class Service:
             log.error("reload_failed", errors=exc.messages, action="keeping the previous config")
             systemd.notify("READY=1")
             return
-        # in-flight jobs finish with the old client; new work uses the new one
+        # in-flight jobs finish with the old pipeline and client, which are closed at shutdown
+        self._retired.append((self.pipeline, self.client, self.storage))
         self.settings = settings
         self.generation += 1
         configure(settings.logging.format, settings.logging.level)
