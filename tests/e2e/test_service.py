@@ -362,3 +362,22 @@ def test_metrics_and_health_endpoints(
     wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 503)
     assert "InvalidApiKey" in httpx.get(f"{base}/healthz").text
     assert "dropscribe_paused 1" in httpx.get(f"{base}/metrics").text
+
+
+def test_sigterm_parks_a_slow_call_and_a_restart_finishes_it(
+    layout: Layout, emulator: Emulator, services: list[ServiceProcess]
+) -> None:
+    """SIGTERM during a slow API call exits 0 without waiting for it; the next start finishes the file."""
+    import time
+
+    emulator.add_fault(Fault(path="generation", delay_s=20.0, times=1))
+    make_tone(layout.inbox / "a.wav", seconds=1.0, fmt="wav")
+    service = start(layout, services)
+    wait_for(lambda: service.saw("job_taken"))
+    started = time.monotonic()
+    assert service.stop(timeout=40) == 0
+    assert time.monotonic() - started < 18, "the stop did not wait for the 20 s call"
+    assert service.saw("service_parked")
+    assert (layout.inbox / "a.wav").exists()
+    start(layout, services)
+    wait_for(lambda: (layout.done / "a.txt").exists())
