@@ -95,7 +95,8 @@ BACKOFF_CASES = [
     (20, 1.0, 60.0, 1.0, None, 60.0),
     (1, 1.0, 60.0, 0.5, 10.0, 10.0),
     (1, 1.0, 60.0, 0.5, 0.2, 1.0),
-    (1, 1.0, 60.0, 0.5, 3600.0, 60.0),
+    (1, 1.0, 60.0, 0.5, 120.0, 120.0),
+    (1, 1.0, 60.0, 0.5, 86400.0, 3600.0),
     (1, 1.0, 60.0, 0.5, -5.0, 1.0),
 ]
 
@@ -113,7 +114,7 @@ class TestBackoff:
         retry_after_s: float | None,
         expected: float,
     ) -> None:
-        """Doubling from base_s, ±25 % jitter, never above cap_s, Retry-After as a capped floor."""
+        """Doubling from base_s, ±25 % jitter, at most cap_s; Retry-After a floor, bounded at one hour."""
         actual = backoff_s(attempt, base_s=base_s, cap_s=cap_s, jitter=jitter, retry_after_s=retry_after_s)
         assert expected == pytest.approx(actual)
 

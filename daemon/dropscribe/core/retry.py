@@ -117,6 +117,9 @@ def _classify_status(status: int, code: str) -> Verdict:
 _MAX_EXPONENT = 62  # 2**62 times any sane base is far beyond every cap; avoids float overflow
 
 
+RETRY_AFTER_MAX_S = 3600.0
+
+
 def backoff_s(
     attempt: int,
     *,
@@ -129,9 +132,9 @@ def backoff_s(
 
     Capped exponential: ``base_s * 2**(attempt - 1)``, at most ``cap_s``, spread by ±25 % with
     ``jitter`` (a uniform random number in [0, 1] drawn by the caller; 0.5 means no spread) so that
-    workers that failed together do not retry together. The result never exceeds ``cap_s``. A
-    server's ``Retry-After`` is a floor, itself capped at ``cap_s`` so a bogus header cannot park a
-    file for days.
+    workers that failed together do not retry together. A server's ``Retry-After`` is a floor that
+    wins over ``cap_s`` (the server knows when it will take requests again), itself bounded by
+    ``RETRY_AFTER_MAX_S`` so a bogus header cannot park a file for days.
     """
     if not 0.0 <= jitter <= 1.0:
         raise ValueError(f"jitter must be within [0, 1], got {jitter}")
@@ -141,5 +144,5 @@ def backoff_s(
     delay = min(cap_s, base_s * 2.0**exponent)
     delay = min(cap_s, delay * (0.75 + 0.5 * jitter))
     if retry_after_s is not None and retry_after_s > 0:
-        delay = max(delay, min(retry_after_s, cap_s))
+        delay = max(delay, min(retry_after_s, RETRY_AFTER_MAX_S))
     return delay

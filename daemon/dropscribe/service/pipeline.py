@@ -455,6 +455,8 @@ class Pipeline:
         else:
             error = {"code": "asr_rejected", "message": exc.message, "remote_code": exc.remote_code}
         log.warning("job_rejected", job_id=job.id, relpath=job.relpath, **error)
+        if job.result_key:  # the rejection is final: chunks made for it will never be sent again
+            shutil.rmtree(self.staging_dir / job.result_key[:32], ignore_errors=True)
         return self._decide_and_finish(job, inbox, rules, "failed", error)
 
     def finish(self, job: Job, inbox: InboxSettings, rules: EffectiveRules) -> Outcome:
@@ -466,7 +468,7 @@ class Pipeline:
     ) -> Outcome:  # fmt: skip
         source = inbox.path / job.relpath
         rel = PurePosixPath(job.relpath)
-        target_dir = (inbox.done if outcome == "done" else inbox.failed) / rel.parent
+        target_dir = self.target_dir(job.relpath, outcome, inbox)
         if job.final_name is None:
             final_name = files.choose_free_name(target_dir, rel.name)
             self.journal.decide(job.id, outcome=outcome, final_name=final_name, error=error)
@@ -474,7 +476,6 @@ class Pipeline:
             crash_point("after_decide")
         assert job.final_name is not None
         target = target_dir / job.final_name
-        files.remove_stale_temps(target_dir)
         moved = self._already_moved(job, source, target)
         if not moved:
             self._verify_unchanged(job, source)
@@ -491,12 +492,20 @@ class Pipeline:
                                                           for s in documents])  # fmt: skip
             files.move_no_clobber(source, target)
         crash_point("after_move")
+        # objects go before the job is marked finished: a crash in between repeats an idempotent
+        # delete, where the other order would leave them in the bucket for good
+        self._cleanup_objects(job)
         self.journal.finish(job.id)
         crash_point("after_finish")
-        self._cleanup_objects(job)
         log.info("job_done" if outcome == "done" else "job_failed", job_id=job.id, relpath=job.relpath,
                  final=str(target), code=(error or {}).get("code"))  # fmt: skip
         return Outcome(outcome, job.id, target)
+
+    @staticmethod
+    @staticmethod
+    def target_dir(relpath: str, outcome: str, inbox: InboxSettings) -> Path:
+        """``done/<relpath's folder>`` or ``failed/<relpath's folder>``."""
+        return (inbox.done if outcome == "done" else inbox.failed) / PurePosixPath(relpath).parent
 
     @staticmethod
     def _already_moved(job: Job, source: Path, target: Path) -> bool:

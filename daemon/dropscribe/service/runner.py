@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from dropscribe.adapters import systemd
+from dropscribe.adapters import files, systemd
 from dropscribe.adapters.dashscope import DashScopeClient
 from dropscribe.adapters.journal import Journal
 from dropscribe.adapters.metrics import MetricsServer, Snapshot
@@ -91,6 +91,7 @@ class Service:
         self.generation = 0
         self.started_in: dict[tuple[int, str], int] = {}
         self.not_before: dict[tuple[int, str], float] = {}
+        self.failures: dict[tuple[int, str], int] = {}
         self.next_scan: list[float] = [0.0] * len(self.scanners)
         self.paused: dict[str, Any] | None = None
         self.pause_probe_at = 0.0
@@ -201,10 +202,12 @@ class Service:
         for job in self.journal.jobs_in("working", "finishing"):
             if job.inbox not in by_path:
                 continue
-            index, _inbox = by_path[job.inbox]
+            index, inbox = by_path[job.inbox]
             if job.next_attempt_at > time.time():
                 self.not_before[(index, job.relpath)] = time.monotonic() + job.next_attempt_at - time.time()
             if job.state == "finishing":
+                # temp files of a crash mid-write; removed now, before any worker writes beside them
+                files.remove_stale_temps(Pipeline.target_dir(job.relpath, job.outcome or "done", inbox))
                 self._submit(index, job.relpath)
         paused = self.journal.get_meta("paused")
         if paused:
@@ -227,19 +230,26 @@ class Service:
                 log.warning("inbox_unavailable", inbox=str(inbox.path), problem=result.problem)
                 self.next_scan[index] = now + min(inbox.rescan_s, 30.0)
                 continue
-            for relpath, _rules in result.ready:
+            # files that failed least go first, so a few retrying files cannot starve new ones
+            ready = sorted(result.ready, key=lambda item: self.failures.get((index, item[0]), 0))
+            for relpath, _rules in ready:
                 if (index, relpath) in self.in_flight:
                     continue
                 if self.not_before.get((index, relpath), 0.0) > now:
                     continue
-                if self.paused is not None and not self._probe_due(now):
-                    continue
+                probe = False
+                if self.paused is not None:
+                    if not self._probe_due(now):
+                        continue
+                    probe = True
                 if len(self.in_flight) >= 2 * self.settings.dashscope.concurrency:
                     break
-                self._submit(index, relpath)
+                self._submit(index, relpath, probe=probe)
             # while something is settling, look again soon; otherwise wait for the rescan or an event
-            pending = result.settling or any(nb > now for nb in self.not_before.values())
-            delay = min(inbox.rescan_s, max(0.2, inbox.settle_s / 2)) if pending else inbox.rescan_s
+            delay = min(inbox.rescan_s, max(0.2, inbox.settle_s / 2)) if result.settling else inbox.rescan_s
+            waits = [nb - now for (i, _), nb in self.not_before.items() if i == index and nb > now]
+            if waits:  # come back exactly when the first deferred file may be retried
+                delay = min(delay, max(0.05, min(waits)))
             if self.paused is not None:
                 delay = min(delay, max(1.0, self.pause_probe_at - now))
             self.next_scan[index] = now + delay
@@ -251,14 +261,18 @@ class Service:
         self.pause_probe_at = now + self.settings.dashscope.pause_probe_s
         return True
 
-    def _submit(self, index: int, relpath: str) -> None:
+    def _submit(self, index: int, relpath: str, *, probe: bool = False) -> None:
         key = (index, relpath)
         if key in self.in_flight:
             return
         self.started_in[key] = self.generation
-        self.in_flight[key] = self.workers.submit(self._work, index, relpath)
+        future = self.workers.submit(self._work, index, relpath, probe)
+        future.add_done_callback(lambda _future: self.wake.set())
+        self.in_flight[key] = future
 
-    def _work(self, index: int, relpath: str) -> Outcome:
+    def _work(self, index: int, relpath: str, probe: bool = False) -> Outcome:
+        if self.paused is not None and not probe:
+            return Outcome("skipped")  # queued before the pause began: leave it in its inbox
         scanner = self.scanners[index]
         rules = scanner.rules.rules_for(Path(relpath).parent)
         if isinstance(rules, RulesHeld):
@@ -272,7 +286,6 @@ class Service:
             del self.in_flight[key]
             generation = self.started_in.pop(key, self.generation)
             index, relpath = key
-            self.scanners[index].forget(relpath)
             inbox = self.settings.inboxes[index]
             try:
                 outcome = future.result()
@@ -304,6 +317,7 @@ class Service:
                 self._defer(index, inbox, relpath, TransientError(repr(exc)))
                 continue
             self.not_before.pop(key, None)
+            self.failures.pop(key, None)
             if outcome.state in ("done", "failed"):
                 self.stats[outcome.state] += 1
                 if self.paused is not None:
@@ -317,7 +331,10 @@ class Service:
 
     def _defer(self, index: int, inbox: InboxSettings, relpath: str, exc: TransientError) -> None:
         job = self.journal.active_job(str(inbox.path), relpath)
-        attempts = (job.attempts if job else 0) + 1
+        # errors before a job row exists (a share lock on open, a read error while hashing) are
+        # counted here, so their backoff grows like any other
+        attempts = max(job.attempts if job else 0, self.failures.get((index, relpath), 0)) + 1
+        self.failures[(index, relpath)] = attempts
         ds = self.settings.dashscope
         delay = backoff_s(attempts, base_s=ds.retry_base_s, cap_s=ds.retry_max_s, jitter=random.random(),
                           retry_after_s=exc.retry_after_s)  # fmt: skip

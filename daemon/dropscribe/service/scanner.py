@@ -101,7 +101,3 @@ class InboxScanner:
         for gone in set(self.observations) - seen:
             del self.observations[gone]
         return result
-
-    def forget(self, relpath: str) -> None:
-        """After a take, the next sighting of this path starts a fresh settle period."""
-        self.observations.pop(relpath, None)
