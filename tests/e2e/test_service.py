@@ -373,7 +373,8 @@ def test_sigterm_parks_a_slow_call_and_a_restart_finishes_it(
     emulator.add_fault(Fault(path="generation", delay_s=20.0, times=1))
     make_tone(layout.inbox / "a.wav", seconds=1.0, fmt="wav")
     service = start(layout, services)
-    wait_for(lambda: service.saw("job_taken"))
+    # the emulator records a request before it starts the delay: the call is now in flight
+    wait_for(lambda: any("generation" in r["path"] for r in emulator.requests()))
     started = time.monotonic()
     assert service.stop(timeout=40) == 0
     assert time.monotonic() - started < 18, "the stop did not wait for the 20 s call"

@@ -56,6 +56,7 @@ CASES: dict[str, tuple[str, Callable[[Path, Path], None], str]] = {
     "garbage": ("noise.wav", lambda p, s: p.write_bytes(os.urandom(200_000)), "not_audio"),
     "riff-header-only": ("head.wav", lambda p, s: p.write_bytes(b"RIFF\x24\0\0\0WAVEfmt "), "not_audio"),
     "truncated-flac": ("cut.flac", truncated("flac"), "truncated_audio"),
+    "truncated-wav": ("cut.wav", truncated("wav"), "truncated_audio"),
     "truncated-m4a": ("cut.m4a", truncated("m4a"), "not_audio"),
     "video-no-audio": ("clip.mp4", lambda p, s: make_video_without_audio(p), "no_audio_stream"),
     "too-long": ("long.flac", lambda p, s: make_tone(p, seconds=95.0, fmt="flac"), "too_long"),

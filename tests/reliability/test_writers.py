@@ -13,7 +13,8 @@ file while it is in flight.
 
 When the pause is long enough for the service to finish the head before the rest arrives, no change
 happens while the file is in the service's hands; only a content check can catch that, for formats
-that state their own length. Those cases are xfail-marked: they are gaps against R6, see the reasons.
+that state their own length, and only if an unfinished-looking file is given time (incomplete_wait_s)
+before it is failed.
 """
 
 from __future__ import annotations
@@ -272,25 +273,15 @@ def test_change_while_in_flight_is_redone_with_the_final_content(
 
 # R6's other half: the writer goes idle mid-file for longer than settle_s and the service finishes the
 # head before the rest arrives, so there is no change to detect while the file is in its hands. Only
-# a content check can tell, and only for containers that state their own length; the goal (R6,
-# reliability.md §4 gate step 4) is that such a young file is put back to wait, not finished.
+# a content check can tell, and only for containers that state their own length (WAV, FLAC, MP4); such
+# a young file is put back to wait (incomplete_wait_s), not finished or failed (R6, reliability.md §4).
 _LONG_HOLD_S = 4.0
 _TRUNCATED = [
-    pytest.param("wav", 2 / 3, id="wav-head", marks=pytest.mark.xfail(strict=True, reason=(
-        "R6 gap: a WAV whose RIFF/data header states more audio than the file holds passes the decode "
-        "check (adapters/audio.py _EXACT_LENGTH_FORMATS has no wav), so the head is recognized and "
-        "moved to done/ with a partial transcript; the writer's tail then lands in done/"))),
-    pytest.param("flac", 2 / 3, id="flac-head", marks=pytest.mark.xfail(strict=True, reason=(
-        "R6 gap: truncated_audio from a file that changed seconds ago is final "
-        "(pipeline._take_open -> reject -> failed/); it should wait and be gated again"))),
-    pytest.param("m4a", 2 / 3, id="m4a-head", marks=pytest.mark.xfail(strict=True, reason=(
-        "R6 gap: an MP4 without its moov box yet (still being written) is final not_audio -> failed/; "
-        "it should wait and be gated again"))),
-    pytest.param("wav", 0.0, id="created-empty", marks=pytest.mark.xfail(strict=True, reason=(
-        "R6 gap: a file created and left empty for longer than settle_s (a client that opens the "
-        "target, then stalls) is final empty_file -> failed/ (pipeline._take_open size check); it "
-        "should wait and be gated again"))),
-]  # fmt: skip
+    pytest.param("wav", 2 / 3, id="wav-head"),
+    pytest.param("flac", 2 / 3, id="flac-head"),
+    pytest.param("m4a", 2 / 3, id="m4a-head"),
+    pytest.param("wav", 0.0, id="created-empty"),
+]
 
 
 @pytest.mark.parametrize(("fmt", "head"), _TRUNCATED)
@@ -299,7 +290,8 @@ def test_head_taken_during_a_long_pause_is_not_finished_as_the_recording(
 ) -> None:
     """A writer idle mid-file for longer than settle_s: its truncated head is never finished (R6)."""
     layout = Layout(tmp_path / "site", emulator.base_url,
-                    inbox={"settle_s": 0.5, "rescan_s": RESCAN_S, "polling": True})  # fmt: skip
+                    inbox={"settle_s": 0.5, "rescan_s": RESCAN_S, "polling": True,
+                           "incomplete_wait_s": 3 * _LONG_HOLD_S})  # fmt: skip
     src = make_tone(tmp_path / f"take.{fmt}", seconds=20.0, fmt=fmt)
     data = src.read_bytes()
     cut = round(len(data) * head)

@@ -42,7 +42,8 @@ class Layout:
         self.state = root / "state" / "journal.db"
         self.config = root / "dropscribe.yaml"
         self.inbox.mkdir(parents=True, exist_ok=True)
-        inbox: dict[str, Any] = {"path": str(self.inbox), "settle_s": 0.3, "rescan_s": 0.5}
+        inbox: dict[str, Any] = {"path": str(self.inbox), "settle_s": 0.3, "rescan_s": 0.5,
+                                 "incomplete_wait_s": 0.5}  # fmt: skip
         inbox.update(overrides.pop("inbox", {}))
         self.data: dict[str, Any] = {
             "dashscope": {"base_url": base_url, "concurrency": 2, "requests_per_minute": 600,

@@ -127,6 +127,43 @@ class Probe:
     bit_rate: int | None
 
 
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # streaming writers leave these in RIFF headers
+
+
+def _check_riff(source: BinaryIO | Path) -> None:
+    """A WAV states its own length; one that ends before it is still being written, or was cut off.
+
+    FFmpeg quietly clamps the length to what is there, so this is checked from the header itself.
+    """
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            return _check_riff(handle)
+    source.seek(0)
+    head = source.read(65536)
+    size = source.seek(0, os.SEEK_END)
+    source.seek(0)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    riff_size = int.from_bytes(head[4:8], "little")
+    offset = 12
+    while offset + 8 <= len(head):
+        chunk_id, chunk_size = head[offset:offset + 4], int.from_bytes(head[offset + 4:offset + 8], "little")
+        if chunk_id == b"data":
+            if chunk_size not in _UNKNOWN_SIZES and offset + 8 + chunk_size > size:
+                raise InputRejectedError(
+                    "truncated_audio",
+                    f"the WAV header states {chunk_size} bytes of audio but the file holds "
+                    f"{max(0, size - offset - 8)}",
+                )
+            return None
+        offset += 8 + chunk_size + (chunk_size & 1)
+    if riff_size not in _UNKNOWN_SIZES and size < 8 + riff_size - 1:
+        raise InputRejectedError(
+            "truncated_audio", f"the WAV header states {8 + riff_size} bytes but the file holds {size}"
+        )
+    return None
+
+
 def probe(source: BinaryIO | Path) -> Probe:
     """Identify a file and find its length.
 
@@ -149,7 +186,7 @@ def probe(source: BinaryIO | Path) -> Probe:
         else:
             duration_s = _decoded_seconds(container, audio, context, reader)
 
-        return Probe(
+        info = Probe(
             format_name=str(container.format.name),
             duration_s=duration_s,
             has_audio=True,
@@ -159,6 +196,9 @@ def probe(source: BinaryIO | Path) -> Probe:
             channels=int(context.channels) or None,
             bit_rate=int(container.bit_rate or context.bit_rate or 0) or None,
         )
+    if "wav" in info.format_name.split(","):
+        _check_riff(source)
+    return info
 
 
 def measure_energy(

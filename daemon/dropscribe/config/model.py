@@ -128,6 +128,7 @@ class InboxSettings:
     polling: bool | Literal["auto"] = "auto"
     settle_s: float = 5.0
     rescan_s: float = 60.0
+    incomplete_wait_s: float = 300.0
     rules_file: str = DEFAULT_RULES_FILE
     ignore: tuple[str, ...] = ()
     rules: RuleSet = field(default_factory=RuleSet)

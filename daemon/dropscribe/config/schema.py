@@ -485,6 +485,9 @@ INBOX_KEYS: tuple[Key, ...] = (
         "for this many seconds.", _default(InboxSettings, "settle_s")),
     Key("rescan_s", _POSITIVE, "Seconds between full scans of the folder tree.",
         _default(InboxSettings, "rescan_s")),
+    Key("incomplete_wait_s", Number(minimum=0), "A file that looks unfinished (empty, truncated, "
+        "not yet decodable) is given this many seconds after its last change to be completed before "
+        "it is failed.", _default(InboxSettings, "incomplete_wait_s")),
     Key("rules_file", FileName(), "Name of the per-folder rule files.",
         _default(InboxSettings, "rules_file")),
     Key("ignore", Patterns(), "Extra glob patterns of file names never to take (dotfiles, partial "

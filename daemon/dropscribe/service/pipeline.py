@@ -68,6 +68,19 @@ class GoneError(Exception):
     """The source disappeared from the inbox before it was finished."""
 
 
+class IncompleteError(Exception):
+    """The file looks unfinished and changed recently: it waits ``wait_s`` and is gated again."""
+
+    def __init__(self, code: str, wait_s: float) -> None:
+        super().__init__(code)
+        self.code = code
+        self.wait_s = wait_s
+
+
+# what a transfer that stalled half-way looks like; other rejections do not depend on time
+INCOMPLETE_CODES = frozenset({"empty_file", "empty_audio", "not_audio", "truncated_audio", "corrupt_audio"})
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How a take ended: ``done``, ``failed``, or ``skipped`` (not ready or held)."""
@@ -166,7 +179,7 @@ class Pipeline:
                                    f"{rules.max_size_mb:g} MB limit (max_size_mb)")
                 if too_big else InputRejectedError("empty_file", "the file is empty (0 bytes)")
             )  # fmt: skip
-            return self.reject(job, inbox, rules, error)
+            return self._reject_unless_young(job, inbox, rules, error, ident)
         sha, size = files.hash_file(handle)
         after = files.Identity.of(os.fstat(handle.fileno()))
         if size != ident.size or not after.same_content(ident):
@@ -194,12 +207,14 @@ class Pipeline:
                 # for splitting anyway, which runs the same checks)
                 audio.measure_energy(handle)
         except InputRejectedError as exc:
-            return self.reject(self.journal.get(job.id), inbox, rules, exc)
+            return self._reject_unless_young(self.journal.get(job.id), inbox, rules, exc, ident)
         crash_point("after_probe")
         try:
             key = self._obtain_result(sha, handle, probe, rules, meta)
         except (RemoteRejectedError, InputRejectedError) as exc:
             self.journal.set_result_key(job.id, meta.get("result_key", ""), meta)
+            if isinstance(exc, InputRejectedError):
+                return self._reject_unless_young(self.journal.get(job.id), inbox, rules, exc, ident)
             return self.reject(self.journal.get(job.id), inbox, rules, exc)
         self.journal.set_result_key(job.id, key, meta)
         return self.finish(self.journal.get(job.id), inbox, rules)
@@ -445,6 +460,20 @@ class Pipeline:
             delay = min(POLL_MAX_S, delay * POLL_FACTOR)
 
     # finishing ---------------------------------------------------------------------------------
+
+    def _reject_unless_young(
+        self, job: Job, inbox: InboxSettings, rules: EffectiveRules, exc: InputRejectedError,
+        ident: files.Identity,
+    ) -> Outcome:  # fmt: skip
+        """A stalled upload looks just like a broken file; only time tells them apart."""
+        if exc.code in INCOMPLETE_CODES:
+            last_change = max(ident.mtime_ns, ident.ctime_ns) / 1e9
+            wait_s = last_change + inbox.incomplete_wait_s - time.time()
+            if wait_s > 0:
+                log.info("job_waiting", job_id=job.id, relpath=job.relpath, code=exc.code,
+                         reason="looks unfinished, changed recently", retry_in_s=round(wait_s, 1))
+                raise IncompleteError(exc.code, wait_s)
+        return self.reject(job, inbox, rules, exc)
 
     def reject(
         self, job: Job, inbox: InboxSettings, rules: EffectiveRules,

@@ -38,7 +38,14 @@ from dropscribe.core.errors import (
 )
 from dropscribe.core.retry import backoff_s
 from dropscribe.logs import configure, get_logger, register_secret
-from dropscribe.service.pipeline import ChangedError, GoneError, Outcome, ParkedError, Pipeline
+from dropscribe.service.pipeline import (
+    ChangedError,
+    GoneError,
+    IncompleteError,
+    Outcome,
+    ParkedError,
+    Pipeline,
+)
 from dropscribe.service.scanner import InboxScanner
 
 log = get_logger()
@@ -290,6 +297,9 @@ class Service:
             try:
                 outcome = future.result()
             except ParkedError:
+                continue
+            except IncompleteError as exc:
+                self.not_before[key] = time.monotonic() + exc.wait_s
                 continue
             except ChangedError:
                 log.info("source_changed", inbox=str(inbox.path), relpath=relpath,
