@@ -78,10 +78,11 @@ def test_status_and_retry(layout: Layout, emulator: Emulator, services: list[Ser
     make_tone(layout.inbox / "good.wav", seconds=1.0, fmt="wav")
     service = ServiceProcess(layout.config).wait_started()
     services.append(service)
-    wait_for(lambda: (layout.failed / "sub" / "bad.error.json").exists())
-    wait_for(lambda: (layout.done / "good.txt").exists())
+    def counts() -> dict[str, int]:
+        return json.loads(dropscribe("status", "-c", str(layout.config), "--json").stdout)["counts"]
+
+    wait_for(lambda: counts() == {"done": 1, "failed": 1})
     report = json.loads(dropscribe("status", "-c", str(layout.config), "--json").stdout)
-    assert report["counts"] == {"done": 1, "failed": 1}
     assert report["recent_failures"][0]["code"] == "not_audio"
     assert report["paused"] is None
     human = dropscribe("status", "-c", str(layout.config)).stdout

@@ -38,7 +38,8 @@ def test_dropped_file_comes_back_with_sidecars(
     sha = sha256_file(source)
     os.rename(source, layout.inbox / f"talk.{fmt}")
 
-    wait_for(lambda: (layout.done / "talk.json").exists(), timeout=30)
+    # the source is moved last, after its sidecars
+    wait_for(lambda: (layout.done / f"talk.{fmt}").exists(), timeout=30)
     assert layout.done_files() == sorted(["talk.json", f"talk.{fmt}", "talk.txt"])
     assert not any(layout.inbox.iterdir())
 
@@ -89,7 +90,7 @@ def test_names_in_done_are_never_overwritten(
     (layout.done / "talk (2).txt").write_text("someone's notes")
     make_tone(layout.inbox / "talk.wav", seconds=1.0, fmt="wav")
     start(layout, services)
-    wait_for(lambda: (layout.done / "talk (3).json").exists())
+    wait_for(lambda: (layout.done / "talk (3).wav").exists())
     assert (layout.done / "talk.wav").read_bytes() == b"an older recording"
     assert (layout.done / "talk (2).txt").read_text() == "someone's notes"
     assert {"talk (3).wav", "talk (3).txt", "talk (3).json"} <= set(layout.done_files())
@@ -187,7 +188,7 @@ def test_long_audio_is_split_at_silences(
     layout.write()
     make_speechlike(layout.inbox / "lecture.mp3", 150.0, "mp3", gaps=[(50.0, 51.0), (100.0, 101.0)])
     start(layout, services)
-    wait_for(lambda: (layout.done / "lecture.json").exists(), timeout=60)
+    wait_for(lambda: (layout.done / "lecture.mp3").exists(), timeout=60)
     doc = json.loads((layout.done / "lecture.json").read_text())
     sent = recognitions(emulator)
     assert len(sent) == 3

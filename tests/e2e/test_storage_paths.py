@@ -44,11 +44,11 @@ def test_s3_presigned_url_and_cleanup(
     sha = sha256_file(source)
     source.rename(layout.inbox / "m.mp3")
     service = start(layout, services)
-    wait_for(lambda: (layout.done / "m.txt").exists())
+    wait_for(lambda: (layout.done / "m.mp3").exists())
     (sent,) = [r for r in emulator.requests() if "generation" in r["path"]]
     assert sent["audio_kind"] == "http"
     assert sent["audio_sha256"] == sha
-    assert objects(s3_bucket) == []
+    wait_for(lambda: objects(s3_bucket) == [])  # deleted once the result is stored, after the move
     # presigned URLs are bearer tokens: never in logs or sidecars
     for text in [service.output(), (layout.done / "m.json").read_text()]:
         assert "X-Amz-Signature" not in text
@@ -98,7 +98,7 @@ def test_long_audio_through_file_transcription(
     layout.write()
     make_speechlike(layout.inbox / "meeting.wav", 45.0, "wav", gaps=[(20.0, 21.0)])
     service = start(layout, services)
-    wait_for(lambda: (layout.done / "meeting.json").exists(), timeout=60)
+    wait_for(lambda: (layout.done / "meeting.wav").exists(), timeout=60)
     submits = [r for r in emulator.requests() if "transcription" in r["path"] and r["method"] == "POST"]
     assert len(submits) == 1
     doc = json.loads((layout.done / "meeting.json").read_text())
@@ -107,7 +107,7 @@ def test_long_audio_through_file_transcription(
     assert doc["segments"][-1]["end_s"] <= 45.5
     assert (layout.done / "meeting.srt").read_text().count(" --> ") == len(doc["segments"])
     assert service.saw("task_submitted")
-    assert objects(s3_bucket) == []
+    wait_for(lambda: objects(s3_bucket) == [])
 
 
 def test_missing_key_refuses_to_start(layout: Layout, tmp_path: Path) -> None:

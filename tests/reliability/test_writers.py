@@ -225,7 +225,10 @@ def test_change_while_in_flight_is_redone_with_the_final_content(
         return bool(generation_requests(emulator))
 
     if change == "tail-appended":
-        # the writer goes idle with the handle open for longer than settle_s (R6), then adds the rest
+        # the writer goes idle with the handle open for longer than settle_s (R6), then adds the rest;
+        # an MP3 head is a valid recording on its own (a WAV or FLAC head would be caught as truncated
+        # before any call), so only the change can reveal it
+        first = make_tone(tmp_path / "first.mp3", seconds=20.0, fmt="mp3", freq=440)
         resume = threading.Event()
         result: list[str] = []
         writer = threading.Thread(target=lambda: result.append(held_open_then_close(
@@ -253,7 +256,8 @@ def test_change_while_in_flight_is_redone_with_the_final_content(
     # the same bytes under a new mtime reuse the stored answer
     expected = [final_sha] if change == "touched-same-bytes" else [stale_sha, final_sha]
 
-    wait_for(lambda: (layout.done / "memo.json").exists(), timeout=30)
+    # sidecars are written before the source is moved: wait for the move, the last step
+    wait_for(lambda: (layout.done / "memo.json").exists() and not dst.exists(), timeout=30)
     doc = json.loads((layout.done / "memo.json").read_text())
     received = [(r["audio_sha256"], r["status"], r["fault"]) for r in generation_requests(emulator)]
     print(f"\nR6[{change}]: emulator received {[(s[:12], st, f) for s, st, f in received]}; "
