@@ -126,13 +126,7 @@ def rsync_style(
     *, keep_times: bool = True, marks: list[float] | None = None,
 ) -> str:  # fmt: skip
     """rsync: write ``.<name>.XXXXXX`` beside the target, set the source's mtime (``-t``), rename it."""
-    tmp = rsync_temp_name(dst)
-    sha = chunked_copy(src, tmp, chunk_bytes, pause_s, marks=marks)
-    if keep_times:
-        _copy_times(src, tmp, marks)
-    os.rename(tmp, dst)
-    _mark(marks)
-    return sha
+    return _write_then_rename(src, dst, rsync_temp_name(dst), chunk_bytes, pause_s, keep_times, marks)
 
 
 def filepart_style(
@@ -141,6 +135,13 @@ def filepart_style(
 ) -> str:  # fmt: skip
     """WinSCP (SFTP, files over 100 KB): write ``<name>.filepart``, then rename it to ``<name>``."""
     tmp = dst.with_name(dst.name + ".filepart")
+    return _write_then_rename(src, dst, tmp, chunk_bytes, pause_s, keep_times, marks)
+
+
+def _write_then_rename(
+    src: Path, dst: Path, tmp: Path, chunk_bytes: int, pause_s: float, keep_times: bool,
+    marks: list[float] | None,
+) -> str:  # fmt: skip
     sha = chunked_copy(src, tmp, chunk_bytes, pause_s, marks=marks)
     if keep_times:
         _copy_times(src, tmp, marks)

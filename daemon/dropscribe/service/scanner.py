@@ -39,14 +39,13 @@ class InboxScanner:
         """None when the inbox can be scanned; otherwise why not. A missing mount is not an empty folder."""
         root = self.inbox.path
         try:
-            st = os.stat(root)
+            os.stat(root)
         except OSError as exc:
             return f"inbox not reachable: {exc.strerror}"
         if not os.path.isdir(root):
             return "inbox is not a folder"
         if not os.access(root, os.R_OK | os.X_OK):
             return "inbox not readable"
-        del st
         if is_mount_point(root):
             self._was_mount = True
         elif self._was_mount:
