@@ -156,6 +156,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     if service:
         age = time.time() - service["at"]
         print(f"service: {service['text']} (reported {age:.0f} s ago)")
+        for path, inbox in service.get("inboxes", {}).items():
+            state = f"UNAVAILABLE: {inbox['problem']}" if not inbox["available"] else (
+                f"waiting {inbox['waiting']}"
+            )
+            held = f", {inbox['held_rule_files']} rule file(s) invalid" if inbox["held_rule_files"] else ""
+            print(f"  inbox {path}: {state}{held}")
     print("jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) if counts else "jobs: none")
     print(f"billed audio: {report['usage_seconds_total']:.0f} s")
     for item in report["in_progress"]:

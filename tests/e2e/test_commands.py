@@ -85,7 +85,9 @@ def test_status_and_retry(layout: Layout, emulator: Emulator, services: list[Ser
     report = json.loads(dropscribe("status", "-c", str(layout.config), "--json").stdout)
     assert report["recent_failures"][0]["code"] == "not_audio"
     assert report["paused"] is None
+    assert report["service"]["inboxes"][str(layout.inbox)]["available"] is True
     human = dropscribe("status", "-c", str(layout.config)).stdout
+    assert f"inbox {layout.inbox}: waiting 0" in human
     assert "failed 1" in human
     assert "not_audio" in human
 

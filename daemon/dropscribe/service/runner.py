@@ -104,6 +104,7 @@ class Service:
         self.pause_probe_at = 0.0
         self.watcher = Watcher()
         self.last_status = ""
+        self.last_snapshot = ""
         self.stats = {"done": 0, "failed": 0, "retried": 0}
         self.inbox_state: dict[int, dict[str, Any]] = {}
         self.metrics: MetricsServer | None = None
@@ -438,8 +439,17 @@ class Service:
         else:
             text = (f"{len(self.in_flight)} in flight, {self.stats['done']} done, "
                     f"{self.stats['failed']} failed, {self.stats['retried']} retries")  # fmt: skip
+        inboxes = {
+            str(self.settings.inboxes[i].path): {
+                "available": s["available"], "problem": s["problem"],
+                "waiting": s["settling"] + s["ready"], "held_rule_files": s["held"],
+            }
+            for i, s in sorted(self.inbox_state.items())
+        }  # fmt: skip
+        snapshot = json.dumps({"text": text, "in_flight": len(self.in_flight), "inboxes": inboxes})
         if text != self.last_status:
             systemd.notify(f"STATUS={text}")
             self.last_status = text
-            self.journal.set_meta("status", json.dumps({"text": text, "at": time.time(),
-                                                        "in_flight": len(self.in_flight)}))  # fmt: skip
+        if snapshot != self.last_snapshot:  # for `dropscribe status`, written only when it changes
+            self.last_snapshot = snapshot
+            self.journal.set_meta("status", json.dumps({**json.loads(snapshot), "at": time.time()}))
