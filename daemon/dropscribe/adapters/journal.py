@@ -388,6 +388,3 @@ class Journal:
                 db.execute("DELETE FROM meta WHERE key=?", (key,))
             else:
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", (key, value))
-
-    def integrity_ok(self) -> bool:
-        return bool(self._query("PRAGMA integrity_check")[0][0] == "ok")

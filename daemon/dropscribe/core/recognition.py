@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SYNC_MODELS = ("qwen3-asr-flash", "qwen-audio-asr")
 FILETRANS_MODEL = "qwen3-asr-flash-filetrans"
 
 
