@@ -14,6 +14,7 @@ from dropscribe import __version__
 from dropscribe.core.errors import ConfigError, DropscribeError
 
 EX_CONFIG = 78  # sysexits.h: configuration error
+EX_TEMPFAIL = 75  # sysexits.h: temporary failure; another service holds this journal
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("-c", "--config", type=Path)
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--fresh", action="store_true",
+                   help="recognize again (and pay again) even if a result for the same content is stored")
 
     p = sub.add_parser("status", help="queue, in-flight, done, failed and pause state from the journal")
     p.add_argument("-c", "--config", type=Path, required=True)
@@ -75,9 +78,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from dropscribe.adapters.instance import AlreadyRunningError, InstanceLock
+    from dropscribe.config.load import load_settings
     from dropscribe.service.runner import Service
 
-    return Service(args.config, dict(os.environ)).run()
+    settings = load_settings(args.config, dict(os.environ))
+    # taken before the Service opens the journal: two services on one journal would take the same
+    # files and pay for them twice
+    try:
+        lock = InstanceLock.acquire(settings.state.path)
+    except AlreadyRunningError as exc:
+        print(f"dropscribe: {exc}; not starting a second one", file=sys.stderr)
+        return EX_TEMPFAIL
+    with lock:  # held for the life of the process; an os._exit or kill -9 drops it just the same
+        return Service(args.config, dict(os.environ)).run()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -96,45 +110,107 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from dropscribe.service.oneshot import transcribe_files
 
-    results = transcribe_files(args.files, args.config, dict(os.environ))
     status = 0
-    for path, result in results:
-        if args.json:
-            print(json.dumps({"file": str(path), **result}, ensure_ascii=False))
-        elif "error" in result:
-            print(f"{path}: {result['error']['code']}: {result['error']['message']}", file=sys.stderr)
-        else:
-            if len(results) > 1:
-                print(f"== {path}")
-            print(result["text"])
-        if "error" in result:
-            status = 1
+    try:
+        for path, result in transcribe_files(args.files, args.config, dict(os.environ), fresh=args.fresh):
+            error = result.get("error")
+            if error:
+                status = 1
+                remote = f" ({error['remote_code']})" if error.get("remote_code") else ""
+                print(f"{path}: {error['code']}{remote}: {error['message']}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"file": str(path), **result}, ensure_ascii=False), flush=True)
+            elif not error:
+                if len(args.files) > 1:
+                    print(f"== {path}")
+                print(result["text"], flush=True)
+    except KeyboardInterrupt:
+        print("dropscribe: interrupted; what was recognized is kept: run the same command again to pay "
+              "only for the rest", file=sys.stderr)  # fmt: skip
+        return 130  # 128 + SIGINT, as a shell reports it
     return status
 
 
+_WAITING_TEXT = {  # reason -> (with a time, without one)
+    "settling": ("settling until {at}", "settling: still changing"),
+    "incomplete": ("looks unfinished, looked at again at {at}", "looks unfinished"),
+    "retry": ("retry at {at}", "retry pending"),
+    "held": ("held by an invalid rule file until {at}", "held by an invalid rule file"),
+    "paused": ("queue paused until {at}", "queue paused"),
+    "over_budget": ("over budget until {at}", "over budget"),
+    "queued": ("queued for a worker", "queued for a worker"),
+    "open_for_writing": ("still open for writing, looked at again at {at}", "still open for writing"),
+}
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} days ago"
+
+
+def _clock(at: float) -> str:
+    """HH:MM:SS for today, with the date otherwise (local time, as an operator reads it)."""
+    fmt = "%H:%M:%S" if time.strftime("%F", time.localtime(at)) == time.strftime("%F") else "%F %H:%M:%S"
+    return time.strftime(fmt, time.localtime(at))
+
+
+def _shown(text: str) -> str:
+    """A file name as typed, unless it holds control characters: then quoted and escaped."""
+    return text if text.isprintable() else repr(text)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    from dropscribe.adapters.instance import probe
     from dropscribe.adapters.journal import Journal
+    from dropscribe.adapters.statusfile import read_status
     from dropscribe.config.load import load_settings
 
     settings = load_settings(args.config, dict(os.environ))
     if not settings.state.path.exists():
         print("no journal yet: the service has not run with this config")
         return 0
+    # the lock, not the report, says whether a service runs: a report outlives its writer
+    state = probe(settings.state.path)
+    meta = read_status(settings.state.path)
+    live = state.holder if state.running else None
+    own_report = meta is not None and live is not None and meta.get("pid") in (None, live.pid)
+    if live is not None and not own_report:
+        meta = None  # left by an earlier run: the one running now has not reported yet
     journal = Journal(settings.state.path)
     try:
+        now = time.time()
         counts = journal.counts()
         paused = journal.get_meta("paused")
-        status = journal.get_meta("status")
         working = journal.jobs_in("working", "finishing")
         failed = journal.recent("failed", 10)
+        at = (meta or {}).get("at")
+        report_age_s = round(now - at, 3) if isinstance(at, int | float) else None
+        service = {**(meta or {}), **state.as_dict(), "report_age_s": report_age_s}
+        jobs = {(j.inbox, j.relpath): j for j in working}
+        waiting = []
+        for entry in (meta or {}).get("waiting", []) if live is not None else []:
+            job = jobs.get((entry.get("inbox"), entry.get("relpath")))
+            waiting.append({
+                **entry,
+                "state": job.state if job else None,
+                "attempts": job.attempts if job else 0,
+                "last_error": job.last_error if job else None,
+            })  # fmt: skip
         report: dict[str, Any] = {
             "counts": counts,
             "paused": json.loads(paused) if paused else None,
-            "service": json.loads(status) if status else None,
+            "service": service,
+            "waiting": waiting,
             "in_progress": [
                 {"inbox": j.inbox, "relpath": j.relpath, "state": j.state, "attempts": j.attempts,
                  "last_error": j.last_error,
-                 "retry_at": j.next_attempt_at if j.next_attempt_at > time.time() else None}
+                 "retry_at": j.next_attempt_at if j.next_attempt_at > now else None}
                 for j in working
             ],
             "recent_failures": [
@@ -143,34 +219,61 @@ def cmd_status(args: argparse.Namespace) -> int:
                 for j in failed
             ],
             "usage_seconds_total": journal.usage_seconds_total(),
-        }
+        }  # fmt: skip
     finally:
         journal.close()
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0
+    one_inbox = len(settings.inboxes) == 1
+
+    def shown_path(inbox: str, relpath: str) -> str:
+        return _shown(relpath if one_inbox else f"{inbox.rstrip('/')}/{relpath}")
+
+    if service["running"]:
+        said = f"last report {_ago(service['report_age_s'])}" if meta else "no report yet"
+        print(f"service: running (pid {service['pid']} on {service['host']}), {said}")
+    else:
+        seen = f"last seen {_ago(service['report_age_s'])}" if meta else "never reported"
+        last = service["last_holder"]
+        who = f", pid {last['pid']} on {last['host']}" if last and last["pid"] is not None else ""
+        print(f"service: not running ({seen}{who})")
     if report["paused"]:
         print(f"PAUSED: {report['paused']['code']}: {report['paused']['message']}")
         print("  every file stays in its inbox; fix the key or account, then `systemctl reload dropscribe`")
-    service = report["service"]
-    if service:
-        age = time.time() - service["at"]
-        print(f"service: {service['text']} (reported {age:.0f} s ago)")
-        for path, inbox in service.get("inboxes", {}).items():
-            state = f"UNAVAILABLE: {inbox['problem']}" if not inbox["available"] else (
+    if live is not None and meta:
+        print(f"  {meta['text']}")
+        for path, inbox in meta.get("inboxes", {}).items():
+            state_text = f"UNAVAILABLE: {inbox['problem']}" if not inbox["available"] else (
                 f"waiting {inbox['waiting']}"
-            )
+            )  # fmt: skip
             held = f", {inbox['held_rule_files']} rule file(s) invalid" if inbox["held_rule_files"] else ""
-            print(f"  inbox {path}: {state}{held}")
+            print(f"  inbox {path}: {state_text}{held}")
     print("jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) if counts else "jobs: none")
     print(f"billed audio: {report['usage_seconds_total']:.0f} s")
+    listed = set()
+    for item in waiting:
+        listed.add((item.get("inbox"), item.get("relpath")))
+        reason = str(item.get("reason"))
+        timed, untimed = _WAITING_TEXT.get(reason, (f"{reason} until {{at}}", reason))
+        until = item.get("until")
+        why = timed.format(at=_clock(until)) if isinstance(until, int | float) else untimed
+        if item["attempts"]:
+            why += f" (attempt {item['attempts']}: {item['last_error']})"
+        elif item["last_error"]:
+            why += f" ({item['last_error']})"
+        print(f"  {'waiting':9} {shown_path(str(item.get('inbox')), str(item.get('relpath')))}: {why}")
     for item in report["in_progress"]:
+        if (item["inbox"], item["relpath"]) in listed:
+            continue
         extra = f" (attempt {item['attempts']}: {item['last_error']})" if item["attempts"] else ""
-        print(f"  {item['state']:9} {item['relpath']!r}{extra}")
+        if item["retry_at"] is not None:
+            extra += f", retry at {_clock(item['retry_at'])}"
+        print(f"  {item['state']:9} {shown_path(item['inbox'], item['relpath'])}{extra}")
     if report["recent_failures"]:
         print("recent failures:")
         for item in report["recent_failures"]:
-            print(f"  {item['relpath']!r}: {item['code']}: {item['message']}")
+            print(f"  {_shown(item['relpath'])}: {item['code']}: {item['message']}")
     return 0
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 import pytest
 
@@ -20,6 +24,7 @@ from dropscribe.config.rulefiles import (
 from dropscribe.core.errors import ConfigError
 
 RULES = "asr-rules.yaml"
+T = TypeVar("T")
 
 
 def write(path: Path, text: str) -> Path:
@@ -36,6 +41,27 @@ def problems(path: Path, root: Path, **options: bool) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         parse_rule_file(path, root, **options)
     return caught.value.messages
+
+
+def finishes(call: Callable[[], T], timeout: float = 5.0) -> T:
+    """What ``call`` returns or raises, failing the test if it blocks instead (a FIFO read would)."""
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
+            failure.append(exc)
+
+    # a daemon thread: one stuck for good does not keep the test run from ending
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    assert not worker.is_alive(), "the call blocked"
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def effective(rules: EffectiveRules | RulesHeld) -> EffectiveRules:
@@ -104,6 +130,35 @@ class TestParseRuleFile:
 
         assert any("an alias refers to itself" in message for message in problems(path, tmp_path))
 
+    def test_fifo_is_refused_without_blocking(self, tmp_path: Path) -> None:
+        """A named pipe called asr-rules.yaml would block a plain read forever; it is refused at once."""
+        path = tmp_path / RULES
+        os.mkfifo(path)
+
+        assert [f"{path}: is not a regular file (it is a FIFO (named pipe))"] == finishes(
+            lambda: problems(path, tmp_path)
+        )
+
+    def test_sparse_giant_is_refused_by_its_size(self, tmp_path: Path) -> None:
+        """A 3 GB rule file is refused by its size, without reading it."""
+        path = tmp_path / RULES
+        with open(path, "wb") as out:
+            out.truncate(3 * 1024**3)
+
+        assert [f"{path}: is too large (3,221,225,472 bytes; at most 262,144)"] == finishes(
+            lambda: problems(path, tmp_path)
+        )
+
+    def test_link_is_refused_wherever_it_points(self, tmp_path: Path) -> None:
+        """A rule file that is a link is not followed, not even to a file inside the inbox: an error
+        note quoting a linked file would show its content to the share."""
+        write(tmp_path / "real.yaml", "language: en\n")
+        path = tmp_path / "sub" / RULES
+        path.parent.mkdir()
+        path.symlink_to(tmp_path / "real.yaml")
+
+        assert [f"{path}: is a symbolic link (links are not followed)"] == problems(path, tmp_path)
+
     def test_filetrans_refused_when_storage_is_inline(self, tmp_path: Path) -> None:
         """The service's storage decides whether filetrans can work."""
         path = write(tmp_path / RULES, "\nlong_audio: filetrans\n")
@@ -150,8 +205,57 @@ class TestContextFile:
         (root / "glossary.txt").symlink_to(tmp_path / "secret.txt")
         path = write(root / RULES, "context_file: glossary.txt\n")
 
-        expected = [f"{path}:1: context_file: 'glossary.txt' is a link that points outside the inbox"]
-        assert expected == problems(path, root)
+        link = "is a symbolic link (links are not followed)"
+        assert [f"{path}:1: context_file: {root}/glossary.txt {link}"] == problems(path, root)
+
+    def test_any_link_on_the_way_is_refused(self, tmp_path: Path) -> None:
+        """Links are not followed below the inbox at all, so none can be swapped in between a check and
+        the read: not as the file, not as a folder on the way, not even pointing inside."""
+        write(tmp_path / "terms" / "glossary.txt", "Qwen\n")
+        (tmp_path / "inside.txt").symlink_to(tmp_path / "terms" / "glossary.txt")
+        (tmp_path / "linked").symlink_to(tmp_path / "terms")
+        link = "is a symbolic link (links are not followed)"
+        cases = {
+            "inside.txt": f"{tmp_path}/inside.txt {link}",
+            "linked/glossary.txt": f"{tmp_path}/linked {link}",
+        }
+        for name, message in cases.items():
+            path = write(tmp_path / RULES, f"context_file: {name}\n")
+            assert [f"{path}:1: context_file: {message}"] == problems(path, tmp_path)
+
+    def test_fifo_folder_and_sparse_giant_are_refused_unread(self, tmp_path: Path) -> None:
+        """Only a regular file is read, and only when its size fits: judged on the open descriptor."""
+        os.mkfifo(tmp_path / "pipe.txt")
+        (tmp_path / "folder.txt").mkdir()
+        with open(tmp_path / "giant.txt", "wb") as out:
+            out.truncate(3 * 1024**3)
+        cases = {
+            "pipe.txt": "is not a regular file (it is a FIFO (named pipe))",
+            "folder.txt": "is not a regular file (it is a folder)",
+            "giant.txt": "is too large (3,221,225,472 bytes; at most 1,048,576)",
+        }
+        for name, message in cases.items():
+            path = write(tmp_path / RULES, f"context_file: {name}\n")
+            assert [f"{path}:1: context_file: {tmp_path}/{name} {message}"] == finishes(
+                partial(problems, path, tmp_path)
+            )
+
+    def test_service_config_context_file_may_be_a_link_but_must_be_a_file(self, tmp_path: Path) -> None:
+        """The admin's own context file (in the service config) may live anywhere and be a link, but a
+        FIFO there is refused as well, without blocking."""
+        write(tmp_path / "etc" / "terms.txt", "Qwen, DashScope\n")
+        (tmp_path / "terms-link.txt").symlink_to(tmp_path / "etc" / "terms.txt")
+        os.mkfifo(tmp_path / "pipe.txt")
+        config = tmp_path / "config.yaml"
+
+        config.write_text("defaults: {context_file: terms-link.txt}\ninboxes: [{path: in}]\n")
+        assert load_settings(config, {}).defaults.context == "Qwen, DashScope"
+
+        config.write_text("defaults: {context_file: pipe.txt}\ninboxes: [{path: in}]\n")
+        with pytest.raises(ConfigError) as caught:
+            finishes(lambda: load_settings(config, {}))
+        expected = f"{tmp_path}/pipe.txt is not a regular file (it is a FIFO (named pipe))"
+        assert [f"{config}:1: defaults.context_file: {expected}"] == caught.value.messages
 
     def test_missing_binary_and_oversized_files_are_refused(self, tmp_path: Path) -> None:
         """The context file must exist, be UTF-8 text, and stay under the token limit."""
@@ -358,6 +462,27 @@ class TestInvalidRuleFile:
         write(inbox.path / "terms.txt", "Qwen\n")
 
         assert effective(cache.rules_for(PurePosixPath("."))).context == "Qwen"
+
+    def test_context_file_flipped_to_a_link_and_back(self, inbox: InboxSettings, tmp_path: Path) -> None:
+        """A context file swapped for a link holds the folder (the secret is never the context); swapped
+        back to a file, the folder resumes with the file's text."""
+        write(tmp_path / "secret.txt", "TOP SECRET\n")
+        ctx = write(inbox.path / "ctx.txt", "harmless\n")
+        write(inbox.path / RULES, "context_file: ctx.txt\n")
+        cache = RuleCache(inbox, RuleSet())
+        assert effective(cache.rules_for(PurePosixPath("."))).context == "harmless"
+
+        (inbox.path / ".link").symlink_to(tmp_path / "secret.txt")
+        os.replace(inbox.path / ".link", ctx)
+        held = cache.rules_for(PurePosixPath("."))
+
+        assert isinstance(held, RulesHeld)
+        assert held.messages == [
+            f"{inbox.path / RULES}:1: context_file: {ctx} is a symbolic link (links are not followed)"
+        ]
+        write(inbox.path / ".regular", "harmless again\n")
+        os.replace(inbox.path / ".regular", ctx)
+        assert effective(cache.rules_for(PurePosixPath("."))).context == "harmless again"
 
 
 class TestSupportFiles:

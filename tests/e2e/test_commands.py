@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-from dropscribe.emulator import Emulator, emulated_text
+from dropscribe.emulator import Emulator, Fault, emulated_text
 from tests.support.audio import make_tone, sha256_file
 from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
 
@@ -78,6 +81,7 @@ def test_status_and_retry(layout: Layout, emulator: Emulator, services: list[Ser
     make_tone(layout.inbox / "good.wav", seconds=1.0, fmt="wav")
     service = ServiceProcess(layout.config).wait_started()
     services.append(service)
+
     def counts() -> dict[str, int]:
         return json.loads(dropscribe("status", "-c", str(layout.config), "--json").stdout)["counts"]
 
@@ -100,3 +104,85 @@ def test_status_and_retry(layout: Layout, emulator: Emulator, services: list[Ser
     assert not (layout.failed / "sub" / "bad.error.json").exists()
     services.append(ServiceProcess(layout.config).wait_started())
     wait_for(lambda: (layout.done / "sub" / "bad.txt").exists())
+
+
+def status_report(layout: Layout) -> dict[str, Any]:
+    done = dropscribe("status", "-c", str(layout.config), "--json")
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def test_status_says_whether_the_service_runs(
+    layout: Layout, emulator: Emulator, services: list[ServiceProcess]
+) -> None:
+    """Running is read from the service's lock; the report it left in the journal does not make it so."""
+    service = ServiceProcess(layout.config).wait_started()
+    services.append(service)
+    wait_for(lambda: status_report(layout)["service"].get("text"))
+    pid, host = service.proc.pid, socket.gethostname()
+    report = status_report(layout)["service"]
+    assert (report["running"], report["pid"], report["host"]) == (True, pid, host)
+    assert 0 <= report["report_age_s"] < 60
+    assert report["inboxes"][str(layout.inbox)]["available"] is True
+    human = dropscribe("status", "-c", str(layout.config)).stdout
+    assert human.startswith(f"service: running (pid {pid} on {host}), last report ")
+
+    service.kill()  # kill -9: its last report stays in the journal
+    report = status_report(layout)["service"]
+    assert "text" in report, "the last report is still there"
+    assert (report["running"], report["pid"], report["host"]) == (False, None, None)
+    assert (report["last_holder"]["pid"], report["last_holder"]["host"]) == (pid, host)
+    human = dropscribe("status", "-c", str(layout.config)).stdout
+    assert human.startswith("service: not running (last seen "), human
+    assert f"pid {pid} on {host}" in human.splitlines()[0]
+    assert "inbox " not in human, "a dead service's inbox counts are not shown as current"
+
+
+def test_status_gives_each_waiting_file_its_reason(
+    layout: Layout, emulator: Emulator, services: list[ServiceProcess]
+) -> None:
+    """A file held back by 503s is listed as waiting for its retry, with the attempt and the last error."""
+    layout.data["dashscope"].update(retry_base_s=60, retry_max_s=120)
+    layout.write()
+    emulator.add_fault(Fault(status=503, times=None))
+    (layout.inbox / "alice").mkdir()
+    make_tone(layout.inbox / "alice" / "talk.wav", seconds=1.0, fmt="wav")
+    services.append(ServiceProcess(layout.config).wait_started())
+
+    def retrying() -> dict[str, Any] | None:
+        waiting = status_report(layout)["waiting"]
+        return next((w for w in waiting if w["reason"] == "retry" and w["attempts"] >= 1), None)
+
+    entry = wait_for(retrying)
+    assert (entry["inbox"], entry["relpath"]) == (str(layout.inbox), "alice/talk.wav")
+    assert entry["until"] > time.time() + 10, "backoff of retry_base_s, not an immediate retry"
+    assert "503" in entry["last_error"]
+    human = dropscribe("status", "-c", str(layout.config)).stdout
+    (line,) = [line for line in human.splitlines() if "alice/talk.wav" in line]
+    assert line.startswith("  waiting   alice/talk.wav: retry at "), human
+    assert f"(attempt {entry['attempts']}: " in line
+
+
+def test_a_retried_file_leaves_the_recent_failures(
+    layout: Layout, emulator: Emulator, services: list[ServiceProcess]
+) -> None:
+    """retry marks the failed job retried: status stops listing it, and only it, among the failures."""
+    (layout.inbox / "sub").mkdir()
+    (layout.inbox / "sub" / "notes.mp3").write_text("minutes of the meeting, not audio")
+    (layout.inbox / "other.wav").write_bytes(b"RIFF not really")
+    service = ServiceProcess(layout.config).wait_started()
+    services.append(service)
+    wait_for(lambda: status_report(layout)["counts"] == {"failed": 2})
+    assert service.stop() == 0
+    assert {f["relpath"] for f in status_report(layout)["recent_failures"]} == {"sub/notes.mp3", "other.wav"}
+
+    done = dropscribe("retry", "-c", str(layout.config), str(layout.failed / "sub" / "notes.mp3"))
+    assert done.returncode == 0, done.stderr
+    assert (layout.inbox / "sub" / "notes.mp3").exists()
+    report = status_report(layout)
+    assert [f["relpath"] for f in report["recent_failures"]] == ["other.wav"]
+    assert report["counts"] == {"failed": 1, "retried": 1}
+    human = dropscribe("status", "-c", str(layout.config)).stdout
+    assert "notes.mp3" not in human
+    assert "other.wav" in human

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dropscribe.emulator import Emulator, Fault, emulated_text
+from dropscribe.emulator.transcripts import billed_seconds
 from tests.support.audio import espeak_available, make_speech, make_tone, sha256_file
 from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
 
@@ -40,6 +41,7 @@ def test_dropped_file_comes_back_with_sidecars(
 
     # the source is moved last, after its sidecars
     wait_for(lambda: (layout.done / f"talk.{fmt}").exists(), timeout=30)
+    wait_for(lambda: not any(layout.inbox.iterdir()))  # the move is link, fsync, then unlink
     assert layout.done_files() == sorted(["talk.json", f"talk.{fmt}", "talk.txt"])
     assert not any(layout.inbox.iterdir())
 
@@ -336,6 +338,14 @@ def test_same_content_in_two_inboxes_is_recognized_once(
     bob = json.loads((second / "done" / "from-bob.json").read_text())
     assert alice["text"] == bob["text"]
     assert alice["request_ids"] == bob["request_ids"]
+    # the bill adds up from the sidecars: the file served by a reused answer paid nothing
+    payer, reuser = sorted([alice, bob], key=lambda doc: bool(doc.get("reused")))
+    assert "reused" not in payer
+    assert payer["usage_seconds"] == billed_seconds(recognitions(emulator)[0]["duration_s"]) > 0
+    assert reuser["reused"] is True
+    assert reuser["usage_seconds"] == 0
+    assert reuser["reused_from"]["sha256"] == payer["source"]["sha256"]
+    assert reuser["reused_from"]["name"] == payer["source"]["name"]
 
 
 def test_metrics_and_health_endpoints(
@@ -368,9 +378,11 @@ def test_metrics_and_health_endpoints(
 def test_sigterm_parks_a_slow_call_and_a_restart_finishes_it(
     layout: Layout, emulator: Emulator, services: list[ServiceProcess]
 ) -> None:
-    """SIGTERM during a slow API call exits 0 without waiting for it; the next start finishes the file."""
+    """A call that outlasts stop_grace_s is parked: exit 0 after the grace; a restart finishes the file."""
     import time
 
+    layout.data["dashscope"]["stop_grace_s"] = 2
+    layout.write()
     emulator.add_fault(Fault(path="generation", delay_s=20.0, times=1))
     make_tone(layout.inbox / "a.wav", seconds=1.0, fmt="wav")
     service = start(layout, services)
@@ -383,3 +395,35 @@ def test_sigterm_parks_a_slow_call_and_a_restart_finishes_it(
     assert (layout.inbox / "a.wav").exists()
     start(layout, services)
     wait_for(lambda: (layout.done / "a.txt").exists())
+
+
+def test_sidecars_take_the_recordings_group_and_mode_or_file_mode(
+    layout: Layout, emulator: Emulator, services: list[ServiceProcess], tmp_path: Path
+) -> None:
+    """NAS users outside the service's group must read transcripts: sidecars follow their recording."""
+    import stat as stat_module
+
+    if os.geteuid() != 0:
+        pytest.skip("giving a file another group needs root")
+    second = tmp_path / "second"
+    (second / "inbox").mkdir(parents=True)
+    layout.data["inboxes"].append({"path": str(second / "inbox"), "settle_s": 0.3, "rescan_s": 0.5,
+                                   "file_mode": "0644"})  # fmt: skip
+    layout.write()
+    shared_gid = 4242
+    recording = make_tone(tmp_path / "staged.m4a", seconds=1.0, fmt="m4a")
+    os.chown(recording, -1, shared_gid)
+    os.chmod(recording, 0o664)
+    shutil.move(recording, layout.inbox / "team.m4a")
+    make_tone(second / "inbox" / "private.wav", seconds=1.0, fmt="wav")
+    os.chmod(second / "inbox" / "private.wav", 0o600)
+    start(layout, services)
+    wait_for(lambda: (layout.done / "team.m4a").exists() and (second / "done" / "private.wav").exists())
+    for name in ("team.txt", "team.json"):
+        st = os.stat(layout.done / name)
+        assert stat_module.S_IMODE(st.st_mode) == 0o664, name
+        assert st.st_gid == shared_gid, name
+    for name in ("private.txt", "private.json"):
+        assert stat_module.S_IMODE(os.stat(second / "done" / name).st_mode) == 0o644, name
+    doc = json.loads((layout.done / "team.json").read_text())
+    assert doc["source"]["format"] == "m4a"  # one short name, not FFmpeg's "mov,mp4,m4a,3gp,3g2,mj2"

@@ -9,6 +9,8 @@ a listed point that is not reached fails the case instead of passing silently.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ class Mode:
     config: dict[str, Any]
     pieces: int
     outcome: str = "done"
+    done_elsewhere: bool = False  # done/ on another filesystem: the move is a copy, then a removal
 
 
 def _tone(fmt: str) -> Callable[[Path], Path]:
@@ -67,6 +70,9 @@ def _not_audio(folder: Path) -> Path:
     return path
 
 
+# done/ on another filesystem (/dev/shm): the move copies, and "mid_move" lies between copy and removal.
+CROSS_DEVICE = Mode("cross-device", _tone("wav"), {}, 1, done_elsewhere=True)
+
 # Rejected on probe: the failed/ side of the finishing steps, with an .error.json instead of sidecars.
 REJECTED = Mode("not-audio", _not_audio, {}, 0, outcome="failed")
 
@@ -94,6 +100,7 @@ CASES = [
     *[(SPLIT, p) for p in SPLIT_POINTS],
     *[(FILETRANS, p) for p in FILETRANS_POINTS],
     *[(REJECTED, p) for p in REJECTED_POINTS],
+    *[(CROSS_DEVICE, p) for p in ("after_sidecars", "mid_move", "after_move")],
 ]
 
 
@@ -126,6 +133,13 @@ def test_crash_point_recovers(
     """Dying at this point and restarting ends with the file in place exactly once and paid for once."""
     layout = Layout(tmp_path / "site", emulator.base_url, inbox={"settle_s": 0.2, "rescan_s": 0.3})
     _configure(layout, mode)
+    if mode.done_elsewhere:
+        elsewhere = Path("/dev/shm")
+        if not elsewhere.is_dir() or os.stat(elsewhere).st_dev == os.stat(tmp_path).st_dev:
+            pytest.skip("no second filesystem (/dev/shm) to move across")
+        layout.done = Path(tempfile.mkdtemp(prefix="dropscribe-crash-", dir=elsewhere)) / "done"
+        layout.data["inboxes"][0]["done"] = str(layout.done)
+        layout.write()
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     source = mode.make(scratch)
@@ -173,3 +187,5 @@ def test_crash_point_recovers(
     assert report.duplicates(sha) <= allowed, (
         f"{report.recognitions[sha]} paid requests for {mode.pieces} piece(s) after a crash at {point}"
     )
+    if mode.done_elsewhere:
+        shutil.rmtree(layout.done.parent, ignore_errors=True)

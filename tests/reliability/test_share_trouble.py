@@ -27,9 +27,9 @@ def test_inbox_that_disappears_and_returns(
     wait_for(lambda: service.saw("inbox_unavailable"), timeout=15)
     assert not layout.failed.exists()
     away.rename(layout.inbox)
-    wait_for(lambda: len([n for n in layout.done_files() if n.endswith(".txt")]) == 3, timeout=30)
+    wait_for(lambda: len([n for n in layout.done_files() if n.endswith(".wav")]) == 3, timeout=30)
+    wait_for(lambda: list(layout.inbox.iterdir()) == [])  # the move is link, fsync, then unlink
     assert not layout.failed.exists()
-    assert list(layout.inbox.iterdir()) == []
 
 
 def _mount(*args: str) -> bool:

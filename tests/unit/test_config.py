@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from dataclasses import fields
 from pathlib import Path
@@ -567,3 +569,115 @@ class TestExampleAndSchema:
         reference = render_reference()
 
         assert all(f"`{key.name}`" in reference for part in SECTIONS for key in part.keys)
+
+
+class TestCheckListsEveryProblemAtOnce:
+    """``check`` looks at the disk for whatever parts of the config did parse, so a config with
+    mistakes in its keys and a missing folder is fixed in one round, not two."""
+
+    def test_unknown_key_and_missing_inbox_both_reported(self, tmp_path: Path) -> None:
+        """A misspelt key elsewhere does not hide that the inbox folder is missing."""
+        path = write(
+            tmp_path,
+            """
+            dashscope:
+              modle: qwen3-asr-flash
+            inboxes:
+              - path: inbox
+            """,
+        )
+
+        assert check_config(path, env={}) == [
+            f"{path}:2: dashscope.modle: unknown key (did you mean model?)",
+            f"{path}:4: inboxes[0].path: {tmp_path}/inbox is not an existing folder (not created yet, "
+            "or the share is not mounted)",
+        ]
+
+    def test_mistake_inside_the_inbox_entry_and_its_missing_folder(self, tmp_path: Path) -> None:
+        """The inbox with a bad key still has a usable path, and that path is checked."""
+        path = write(
+            tmp_path,
+            """
+            inboxes:
+              - path: inbox
+                setle_s: 3
+            """,
+        )
+
+        messages = check_config(path, env={})
+
+        assert messages == [
+            f"{path}:2: inboxes[0].path: {tmp_path}/inbox is not an existing folder (not created yet, "
+            "or the share is not mounted)",
+            f"{path}:3: inboxes[0].setle_s: unknown key (did you mean settle_s?)",
+        ]
+
+    def test_missing_folder_of_a_later_inbox_is_named_by_its_own_index(self, tmp_path: Path) -> None:
+        """An unusable first entry does not shift the index named for the second one."""
+        path = write(
+            tmp_path,
+            """
+            inboxes:
+              - settle_s: 1
+              - path: second
+            """,
+        )
+
+        messages = check_config(path, env={})
+
+        assert len(messages) == 2
+        assert messages[0].startswith(f"{path}:2: inboxes[0].path: required")
+        assert messages[1].startswith(f"{path}:3: inboxes[1].path: {tmp_path}/second is not an existing")
+
+    def test_config_mistake_and_invalid_rule_file_both_reported(self, tmp_path: Path) -> None:
+        """Rule files in an inbox that exists are checked even when the config has problems."""
+        (tmp_path / "inbox/talks").mkdir(parents=True)
+        rule_file = tmp_path / "inbox/talks/asr-rules.yaml"
+        rule_file.write_text("language: klingon\n", encoding="utf-8")
+        path = minimal(tmp_path, "logging:\n  level: loud\n")
+
+        messages = check_config(path, env={})
+
+        assert len(messages) == 2
+        assert messages[0].startswith(f"{path}:4: logging.level: ")
+        assert messages[1].startswith(f"{rule_file}:1: language: ")
+
+    def test_rule_files_not_judged_against_a_storage_type_that_is_wrong(self, tmp_path: Path) -> None:
+        """With storage.type itself in error, whether filetrans is reachable is unknown: only the
+        storage mistake is reported, not a guess about the rule file."""
+        (tmp_path / "inbox").mkdir()
+        (tmp_path / "inbox/asr-rules.yaml").write_text("long_audio: filetrans\n", encoding="utf-8")
+        path = minimal(tmp_path, "storage:\n  type: ftp\n")
+
+        messages = check_config(path, env={})
+
+        assert len(messages) == 1
+        assert messages[0].startswith(f"{path}:4: storage.type: ")
+
+    def test_run_still_refuses_a_config_with_problems(self, tmp_path: Path) -> None:
+        """Loading for ``run`` is unchanged: any problem raises, a missing inbox does not."""
+        path = minimal(tmp_path, "logging:\n  level: loud\n")
+
+        assert [message.split(": ")[1] for message in problems_of(path)] == ["logging.level"]
+
+    def test_check_command_lists_both_and_exits_78(self, tmp_path: Path) -> None:
+        """The real command prints the key mistake and the missing folder together, then exits 78."""
+        path = write(
+            tmp_path,
+            """
+            dashscope:
+              modle: qwen3-asr-flash
+            inboxes:
+              - path: inbox
+            """,
+        )
+
+        done = subprocess.run(
+            [sys.executable, "-m", "dropscribe", "check", "-c", str(path)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+        assert done.returncode == 78
+        assert f"{path}: 2 problem(s)" in done.stderr
+        assert "dashscope.modle: unknown key (did you mean model?)" in done.stderr
+        assert f"inboxes[0].path: {tmp_path}/inbox is not an existing folder" in done.stderr

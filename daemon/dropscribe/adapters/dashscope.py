@@ -514,12 +514,15 @@ class DashScopeClient:
     # -- sync recognition ------------------------------------------------------------------
 
     def recognize(
-        self, model: str, audio: str, options: AsrOptions, *, oss_resolve: bool = False
-    ) -> AsrResult:
+        self, model: str, audio: str, options: AsrOptions, *, oss_resolve: bool = False,
+        before_send: Callable[[], None] | None = None,
+    ) -> AsrResult:  # fmt: skip
         """Transcribe one clip (an https, ``oss://`` or ``data:`` URL) with a sync model.
 
         ``oss_resolve`` must be True for ``oss://`` temporary URLs. Raises ``AsrUnavailableError``
         (retry), ``RemoteRejectedError`` (the input is refused for good) or ``AccountError``.
+        ``before_send`` runs after the concurrency slot and the rate limit are granted, right before
+        the request leaves: the last moment to decide not to send (and pay) at all, by raising.
         """
         body = make_generation_body(model, audio, options)
         payload = self._call_api(
@@ -529,14 +532,16 @@ class DashScopeClient:
             body=body,
             headers=self._resolve_header(oss_resolve),
             limiter=self._rpm,
+            before_send=before_send,
         )
         return _parse_or_raise(_parse_generation, payload, what="recognition")
 
     # -- file transcription ----------------------------------------------------------------
 
     def submit_filetrans(
-        self, model: str, file_url: str, options: AsrOptions, *, oss_resolve: bool = False
-    ) -> tuple[str, str | None]:
+        self, model: str, file_url: str, options: AsrOptions, *, oss_resolve: bool = False,
+        before_send: Callable[[], None] | None = None,
+    ) -> tuple[str, str | None]:  # fmt: skip
         """Start a file-transcription task; returns ``(task_id, request_id)``.
 
         Not idempotent: every call that reaches the server is a new, billed task. The caller must
@@ -551,6 +556,7 @@ class DashScopeClient:
             body=make_filetrans_body(model, file_url, options),
             headers=headers,
             limiter=self._rpm,
+            before_send=before_send,
         )
 
         def parse(body: dict[str, Any]) -> tuple[str, str | None]:
@@ -715,6 +721,7 @@ class DashScopeClient:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         limiter: RateLimiter | None = None,
+        before_send: Callable[[], None] | None = None,
         result_key: str = "output",
         transient: type[TransientError] = AsrUnavailableError,
         reject_means_account: bool = False,
@@ -728,6 +735,8 @@ class DashScopeClient:
         with self._slots:
             if limiter is not None:
                 limiter.acquire()
+            if before_send is not None:
+                before_send()
             started = time.monotonic()
             with _map_transport_errors(what, transient):
                 response = self._http.send(request, auth=self._auth)

@@ -135,12 +135,20 @@ def temp_name() -> str:
     return f"{TEMP_PREFIX}{secrets.token_hex(6)}.tmp"
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o640) -> None:
-    """Write ``data`` under ``path`` so readers see the old state or the whole new file, never a part."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o640, group: int | None = None) -> None:
+    """Write ``data`` under ``path`` so readers see the old state or the whole new file, never a part.
+
+    ``mode`` is applied exactly (the umask does not narrow it); ``group`` is set when the service may
+    (it owns the file and belongs to the group, or is root), and quietly left otherwise.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / temp_name()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
+        if group is not None:
+            with contextlib.suppress(PermissionError):
+                os.fchown(fd, -1, group)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
@@ -179,13 +187,14 @@ def choose_free_name(folder: Path, name: str) -> str:
     return pick_free_name(name, lambda candidate: os.path.lexists(folder / candidate))
 
 
-def move_no_clobber(src: Path, dst: Path) -> None:
+def move_no_clobber(src: Path, dst: Path, after_copy: Callable[[], None] | None = None) -> None:
     """Move ``src`` to ``dst``; never replaces an existing ``dst``; durable on return.
 
     Same filesystem: link() then unlink(), which fails with EEXIST instead of overwriting (Maildir's
     trick; Python's rename cannot ask for RENAME_NOREPLACE). Filesystems without hard links fall back
     to a checked rename. Across filesystems: copy to a hidden temp in the target folder, fsync, link
-    into place, then remove the source.
+    into place, then remove the source. ``after_copy`` runs between the copy and the removal (a named
+    crash point: recovery must recognize a complete copy by its bytes).
     """
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -195,6 +204,9 @@ def move_no_clobber(src: Path, dst: Path) -> None:
     except OSError as exc:
         if exc.errno == errno.EXDEV:
             _copy_across(src, dst)
+            fsync_dir(dst.parent)
+            if after_copy is not None:
+                after_copy()
         elif exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
             if os.path.lexists(dst):
                 raise FileExistsError(errno.EEXIST, "destination exists", str(dst)) from exc
@@ -218,6 +230,8 @@ def _copy_across(src: Path, dst: Path) -> None:
             os.fsync(fout.fileno())
         if os.path.getsize(tmp) != os.path.getsize(src):
             raise OSError(errno.EIO, "copy came out short")
+        with contextlib.suppress(OSError):
+            shutil.copystat(src, tmp, follow_symlinks=False)  # mode and mtime, as a rename keeps them
         os.link(tmp, dst)
     finally:
         with contextlib.suppress(OSError):
@@ -263,3 +277,34 @@ def walk(
                 continue
             yield Entry(path, path.relative_to(root).as_posix(), Identity.of(st), st.st_nlink,
                         st.st_mode)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One name in a folder listing; ``identity`` is its lstat, or None when not asked for."""
+
+    name: str
+    is_dir: bool
+    identity: Identity | None
+
+
+def list_folder(folder: Path, *, stat_files: bool = True) -> list[Listed] | OSError:
+    """The names in ``folder`` (not below it), folders told apart without following links.
+
+    Folders are always stat-ed (their mtime tells a poller when a name came or went); files only when
+    ``stat_files``, since an incremental look needs the stat of new names only.
+    """
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError as exc:
+        return exc
+    listed = []
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+            st = entry.stat(follow_symlinks=False) if is_dir or stat_files else None
+        except OSError:
+            continue
+        listed.append(Listed(entry.name, is_dir, Identity.of(st) if st is not None else None))
+    return listed

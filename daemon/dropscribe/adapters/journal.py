@@ -8,7 +8,9 @@ options, dropped again or resumed after a crash, finds its result here.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -18,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dropscribe.core.errors import StateFullError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY,
     inbox BLOB NOT NULL,
     relpath BLOB NOT NULL,
-    state TEXT NOT NULL,            -- working | finishing | done | failed | gone
+    state TEXT NOT NULL,            -- working | finishing | done | failed | gone | reopened | retried
     sha256 TEXT,
     size INTEGER, dev INTEGER, ino INTEGER, mtime_ns INTEGER,
     result_key TEXT,
@@ -42,6 +46,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_active ON jobs(inbox, relpath)
     WHERE state IN ('working', 'finishing');
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(inbox, finished_at);
 CREATE TABLE IF NOT EXISTS results (
     result_key TEXT PRIMARY KEY,
     result_json TEXT NOT NULL,
@@ -131,41 +136,105 @@ def _job(row: sqlite3.Row) -> Job:
     )  # fmt: skip
 
 
+_LOW_SPACE_BYTES = 1 << 20
+
+
+def _is_full(exc: sqlite3.Error, folder: Path) -> bool:
+    """SQLite says SQLITE_FULL, or an I/O or open error while the filesystem has no room left."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == sqlite3.SQLITE_FULL:
+        return True
+    if "database or disk is full" in str(exc):
+        return True
+    if code is not None and code & 0xFF not in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN):
+        return False
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < _LOW_SPACE_BYTES
+
+
 class Journal:
-    """Thread-safe access to the journal; one connection, short transactions."""
+    """Thread-safe access to the journal; one connection, short transactions.
+
+    A full filesystem is an operating condition, not a crash: every call then raises
+    ``StateFullError`` (nothing can be recorded, so nothing may be done), and the connection is set up
+    again on a later call once there is room. Opening never fails for lack of space; the first call does.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed intent or result must survive power loss, not only a process crash
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        # executescript manages its own transaction; CREATE ... IF NOT EXISTS makes it idempotent
-        with self._lock:
-            self._db.executescript(SCHEMA)
+        self._db: sqlite3.Connection | None = None
+        with contextlib.suppress(StateFullError):
+            self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed intent or result must survive power loss, not only a process crash
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=30000")
+            # executescript manages its own transaction; CREATE ... IF NOT EXISTS makes it idempotent
+            db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            db.close()
+            if _is_full(exc, self.path.parent):
+                raise StateFullError(f"no space left for the journal in {self.path.parent}") from exc
+            raise
+        self._db = db
+        return db
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    @contextmanager
+    def _full_is_an_error(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if _is_full(exc, self.path.parent):
+                raise StateFullError(f"no space left for the journal in {self.path.parent}") from exc
+            raise
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._lock, self._full_is_an_error():
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return list(self._db.execute(sql, args))
+        with self._lock, self._full_is_an_error():
+            return list(self._connect().execute(sql, args))
+
+    def writable(self) -> bool:
+        """Whether a write commits now (used to find out when a full disk has room again)."""
+        try:
+            self.set_meta("probe", str(time.time()))
+        except StateFullError:
+            return False
+        return True
 
     # jobs -------------------------------------------------------------------------------------
 
@@ -236,12 +305,17 @@ class Journal:
                 (outcome, _path_value(final_name), json.dumps(error) if error else None, time.time(), job_id),
             )
 
-    def finish(self, job_id: int) -> None:
+    def finish(self, job_id: int, final_identity: dict[str, int] | None = None) -> None:
+        """Mark the job done or failed; ``final_identity`` is how the moved file looked in place."""
         now = time.time()
         with self._tx() as db:
+            row = db.execute("SELECT meta_json FROM jobs WHERE id=?", (job_id,)).fetchone()
+            meta = json.loads(row[0]) if row and row[0] else {}
+            if final_identity is not None:
+                meta["final_identity"] = final_identity
             db.execute(
-                "UPDATE jobs SET state=outcome, finished_at=?, updated_at=? WHERE id=?",
-                (now, now, job_id),
+                "UPDATE jobs SET state=outcome, meta_json=?, finished_at=?, updated_at=? WHERE id=?",
+                (json.dumps(meta), now, now, job_id),
             )
 
     def restart(self, job_id: int) -> None:
@@ -260,6 +334,23 @@ class Journal:
             db.execute(
                 "UPDATE jobs SET state='gone', last_error=?, finished_at=?, updated_at=? WHERE id=?",
                 (reason, now, now, job_id),
+            )
+
+    def finished_since(self, inbox: str, since: float) -> list[Job]:
+        """Jobs of ``inbox`` that ended done or failed after ``since`` (their files are still watched)."""
+        rows = self._query(
+            "SELECT * FROM jobs WHERE inbox=? AND state IN ('done','failed') AND finished_at>=?"
+            " ORDER BY finished_at",
+            (_path_value(inbox), since),
+        )
+        return [_job(r) for r in rows]
+
+    def reopen(self, job_id: int, reason: str) -> None:
+        """The finished file changed in place (its writer resumed): this job no longer describes it."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET state='reopened', last_error=?, updated_at=? WHERE id=?",
+                (reason, time.time(), job_id),
             )
 
     def jobs_in(self, *states: str) -> list[Job]:
@@ -388,3 +479,34 @@ class Journal:
                 db.execute("DELETE FROM meta WHERE key=?", (key,))
             else:
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?,?)", (key, value))
+
+    def mark_retried(self, inbox: str, folder: str, final_name: str) -> int | None:
+        """A failed file was moved back to its inbox: its job leaves the failures as ``retried``.
+
+        ``folder`` is the file's folder below ``failed/`` (``""`` at the top), which is its relpath's
+        folder; with ``final_name`` it identifies the job. The newest match wins: an older job may have
+        had the same name in failed/ before its file was removed by hand. Returns the job id, if any.
+        """
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id, relpath FROM jobs WHERE inbox=? AND state='failed' AND final_name=?"
+                " ORDER BY id DESC",
+                (_path_value(inbox), _path_value(final_name)),
+            ).fetchall()
+            for row in rows:
+                if _path_text(row["relpath"]).rpartition("/")[0] == folder:
+                    db.execute(
+                        "UPDATE jobs SET state='retried', updated_at=? WHERE id=?", (time.time(), row["id"])
+                    )
+                    return int(row["id"])
+        return None
+
+    def forget_result(self, result_key: str) -> None:
+        """Drop a stored answer, its chunk answers and any task id, so the next lookup recognizes again.
+
+        The calls made for it stay: they are the record of what was paid.
+        """
+        with self._tx() as db:
+            db.execute("DELETE FROM results WHERE result_key=?", (result_key,))
+            db.execute("DELETE FROM chunk_results WHERE result_key=?", (result_key,))
+            db.execute("DELETE FROM tasks WHERE result_key=?", (result_key,))

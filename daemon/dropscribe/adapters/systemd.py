@@ -1,4 +1,4 @@
-"""Talking to systemd: readiness, status, watchdog and stopping notifications.
+"""Talking to systemd: readiness, reloading, status, watchdog and stopping notifications.
 
 Uses systemd-python when the ``[systemd]`` extra is installed, and otherwise writes the datagram to
 ``$NOTIFY_SOCKET`` itself; outside systemd both are silent no-ops.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import socket
+import time
 from typing import Any
 
 _sd_daemon: Any
@@ -33,6 +34,16 @@ def notify(message: str) -> bool:
         except OSError:
             return False
     return True
+
+
+def reloading() -> bool:
+    """Tell systemd a reload has begun (``READY=1`` ends it); True if someone listened.
+
+    ``Type=notify-reload`` units (systemd 253 and later) need ``MONOTONIC_USEC`` with it: the
+    timestamp lets systemd match the notification to the reload it asked for.
+    """
+    usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    return notify(f"RELOADING=1\nMONOTONIC_USEC={usec}")
 
 
 def watchdog_interval_s() -> float | None:

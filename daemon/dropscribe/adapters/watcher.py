@@ -1,4 +1,4 @@
-"""Filesystem events as hints: they only make the next scan of an inbox come sooner.
+"""Filesystem events as hints: they name the paths the scanner should look at soon.
 
 Network shares deliver no inotify events for remote writers and inotify queues can overflow silently,
 so nothing depends on an event arriving; the periodic rescan is the truth.
@@ -68,11 +68,14 @@ def wants_events(path: Path, polling: bool | str) -> bool:
 
 
 class _Hint(FileSystemEventHandler):
-    def __init__(self, on_event: Callable[[], None]) -> None:
+    def __init__(self, on_event: Callable[[str, bool], None]) -> None:
         self._on_event = on_event
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        self._on_event()
+        # a path and whether it is a folder: the scanner looks at just that, not the whole inbox
+        for path in (event.src_path, getattr(event, "dest_path", "")):
+            if path:
+                self._on_event(os.fsdecode(path), event.is_directory)
 
 
 class Watcher:
@@ -82,7 +85,7 @@ class Watcher:
         self._observer: Any = None
         self._lock = threading.Lock()
 
-    def start(self, roots: list[tuple[Path, bool, Callable[[], None]]]) -> None:
+    def start(self, roots: list[tuple[Path, bool, Callable[[str, bool], None]]]) -> None:
         observer = Observer()
         watched = 0
         for root, recursive, on_event in roots:

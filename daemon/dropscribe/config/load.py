@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dropscribe.config.model import DashScopeSettings, Settings
 from dropscribe.config.rulefiles import find_rule_files, parse_rule_file
-from dropscribe.config.validate import build_settings
+from dropscribe.config.validate import build_settings, draft_settings
 from dropscribe.config.yamlsrc import Problems, read_yaml
 from dropscribe.core.errors import ConfigError
 
@@ -34,31 +34,41 @@ def check_config(
 ) -> list[str]:
     """Every problem of the config and of every rule file in its inboxes; empty when all is well.
 
+    Mistakes in some keys do not stop the checks on the disk: every inbox whose path could be read is
+    looked at, and its rule files read, so everything is reported in one round.
     With ``require_inboxes`` (what ``dropscribe check`` does), a missing inbox folder is a problem;
     without it, a missing inbox is skipped, as ``run`` would wait for it. The API key is not looked
     for: ``check`` usually runs in a shell that does not have the service's credentials.
     """
-    try:
-        settings, lines = _load(path, os.environ if env is None else env)
-    except ConfigError as exc:
-        return exc.messages
-    messages: list[str] = []
-    filetrans_available = settings.storage.type != "inline"
-    for index, inbox in enumerate(settings.inboxes):
+    problems = Problems(path)  # messages name the file as the user gave it
+    source = Path(os.path.abspath(path))
+    root = read_yaml(source, problems, max_bytes=MAX_CONFIG_BYTES)
+    if problems:
+        return problems.messages()
+    draft = draft_settings(root, source=source, env=os.environ if env is None else env, problems=problems)
+    if draft is None:
+        return problems.messages()
+    bad = {problem.where for problem in problems.items}
+    # with the storage type itself in error, nobody can say whether a rule file may ask for file
+    # transcription; the storage mistake is reported, not a guess about the rule files
+    filetrans_available = draft.settings.storage.type != "inline" or bool(bad & {"storage", "storage.type"})
+    rule_file_messages: list[str] = []
+    for index, inbox in draft.inboxes.items():
         if not inbox.path.is_dir():
             if require_inboxes:
-                messages.append(
-                    f"{path}:{lines.get(f'inboxes[{index}].path')}: inboxes[{index}].path: "
-                    f"{inbox.path} is not an existing folder (not created yet, or the share is "
-                    "not mounted)"
+                where = f"inboxes[{index}].path"
+                problems.add(
+                    draft.lines.get(where),
+                    where,
+                    f"{inbox.path} is not an existing folder (not created yet, or the share is not mounted)",
                 )
             continue
         for rule_file in find_rule_files(inbox):
             try:
                 parse_rule_file(rule_file, inbox.path, filetrans_available=filetrans_available)
             except ConfigError as exc:
-                messages.extend(exc.messages)
-    return messages
+                rule_file_messages.extend(exc.messages)
+    return problems.messages() + rule_file_messages
 
 
 def resolve_api_key(settings: DashScopeSettings, env: Mapping[str, str]) -> str:

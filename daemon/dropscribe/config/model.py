@@ -95,6 +95,7 @@ class DashScopeSettings:
     retry_base_s: float = 2.0
     retry_max_s: float = 300.0
     pause_probe_s: float = 600.0
+    stop_grace_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class InboxSettings:
     settle_s: float = 5.0
     rescan_s: float = 60.0
     incomplete_wait_s: float = 300.0
+    file_mode: int | None = None
     rules_file: str = DEFAULT_RULES_FILE
     ignore: tuple[str, ...] = ()
     rules: RuleSet = field(default_factory=RuleSet)

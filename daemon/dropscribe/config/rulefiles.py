@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Literal
 
+from dropscribe.adapters.beneath import RefusedError, open_beneath
 from dropscribe.adapters.files import atomic_write
 from dropscribe.config.model import DashScopeSettings, EffectiveRules, InboxSettings, RuleSet, Settings
 from dropscribe.config.schema import (
@@ -25,7 +26,7 @@ from dropscribe.config.schema import (
     resolve_path,
 )
 from dropscribe.config.validate import check_fetchable, convert_mapping, make_rule_set
-from dropscribe.config.yamlsrc import Problems, YamlMap, YamlScalar, read_yaml, shown
+from dropscribe.config.yamlsrc import Node, Problems, YamlMap, YamlScalar, parse_yaml_bytes, shown
 from dropscribe.core.errors import ConfigError, ShareUnavailableError, TransientError
 from dropscribe.core.naming import is_ignored_dir
 from dropscribe.core.rules import effective_rules
@@ -93,12 +94,7 @@ def parse_rule_file(path: Path, inbox_root: Path, *, filetrans_available: bool =
 
 def _parse(path: Path, inbox_root: Path, *, filetrans_available: bool) -> _Parsed:
     problems = Problems(path)
-    root = Path(os.path.realpath(inbox_root))
-    real = Path(os.path.realpath(path))
-    if real != root and root not in real.parents:
-        problems.add(None, "", "is a link that points outside the inbox")
-        return _Parsed(RuleSet(), problems.messages(), None, None)
-    node = read_yaml(path, problems, max_bytes=MAX_RULE_FILE_BYTES)
+    node = _read_rule_file(path, inbox_root, problems)
     if node is None:
         return _Parsed(RuleSet(), problems.messages(), None, None)
     if not isinstance(node, YamlMap):
@@ -124,11 +120,34 @@ def _parse(path: Path, inbox_root: Path, *, filetrans_available: bool) -> _Parse
     return _Parsed(rules, problems.messages(), named, None)
 
 
+def _read_rule_file(path: Path, inbox_root: Path, problems: Problems) -> Node | None:
+    # opened like a recording: a FIFO must not block the service, a sparse giant must not be read,
+    # and a name swapped for a link must not lead out of the inbox (nor to a file whose content the
+    # error note would then quote)
+    root = Path(os.path.abspath(inbox_root))
+    try:
+        relpath = Path(os.path.abspath(path)).relative_to(root)
+    except ValueError:
+        problems.add(None, "", f"is not inside the inbox {root}")
+        return None
+    try:
+        data = open_beneath(root, relpath, max_bytes=MAX_RULE_FILE_BYTES).data
+    except RefusedError as exc:
+        # a folder on the way is named; the file itself is the one the message is about already
+        problems.add(None, "", exc.reason if exc.path == relpath.as_posix() else str(exc))
+        return None
+    except OSError as exc:
+        problems.add(None, "", f"cannot read: {exc.strerror or exc}")
+        return None
+    return parse_yaml_bytes(data, problems)
+
+
 def find_rule_files(inbox: InboxSettings) -> Iterator[Path]:
     """Every rule file the service would read in ``inbox``, top down (folders it skips are skipped)."""
     if not inbox.recursive:
         candidate = inbox.path / inbox.rules_file
-        if candidate.is_file():
+        # whatever has the name, as the service sees it: a FIFO or a link is reported, not skipped
+        if os.path.lexists(candidate):
             yield candidate
         return
     for folder, subfolders, files in os.walk(inbox.path):
@@ -280,10 +299,8 @@ class RuleCache:
                 self._emit(RuleFileEvent(rule_file, "removed"))
             return entry
         # the signature was taken before reading: a change from now on shows up next time
-        parsed = _parse(rule_file, self.inbox.path, filetrans_available=self.filetrans_available)
-        context_signature = parsed.context_signature
-        if context_signature is None and parsed.context_file is not None:
-            context_signature = _stat_signature(parsed.context_file)
+        known = entry.parsed.context_file if entry is not None and entry.parsed is not None else None
+        parsed, context_signature = self._parse_with_context(rule_file, known)
         entry = _Entry(signature, parsed, context_signature, parsed.messages)
         self._entries[rule_file] = entry
         if parsed.messages:
@@ -293,6 +310,34 @@ class RuleCache:
             _remove(error_file_for(rule_file))
             self._emit(RuleFileEvent(rule_file, "loaded"))
         return entry
+
+    def _parse_with_context(
+        self, rule_file: Path, known: Path | None
+    ) -> tuple[_Parsed, FileSignature | None]:
+        """The rule file read, and the signature its context file had when it was read.
+
+        A context file that was read brings the signature of the very descriptor read. One that was
+        refused (missing, a link, not a regular file...) is looked at before the read instead: looked
+        at after it, a swap in between would be taken for the refused state, and the folder would stay
+        held on a file that is fine. Its name is only known from a read, hence a second read when the
+        name is new.
+        """
+        before = _stat_signature(known) if known is not None else None
+        parsed = self._parse(rule_file)
+        if parsed.context_file not in (None, known) and parsed.context_signature is None:
+            known = parsed.context_file
+            before = _stat_signature(known)
+            parsed = self._parse(rule_file)
+        if parsed.context_file is None or parsed.context_signature is not None:
+            return parsed, parsed.context_signature
+        if parsed.context_file == known:
+            return parsed, before
+        # the rule file named another context file on each read, so it is being edited: its own
+        # signature, taken before both reads, brings it back here next time
+        return parsed, _stat_signature(parsed.context_file)
+
+    def _parse(self, rule_file: Path) -> _Parsed:
+        return _parse(rule_file, self.inbox.path, filetrans_available=self.filetrans_available)
 
     def _context_unchanged(self, entry: _Entry) -> bool:
         if entry.parsed is None or entry.parsed.context_file is None:
@@ -305,8 +350,10 @@ class RuleCache:
 
 
 def _stat_signature(path: Path) -> FileSignature | None:
+    # the name's own entry: a file swapped for a link (rule files and their context files are
+    # never read through one) must count as a change even when the link leads to the same file
     try:
-        return file_signature(os.stat(path))
+        return file_signature(os.lstat(path))
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:

@@ -15,6 +15,7 @@ from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Protocol
 
+from dropscribe.adapters.beneath import Contents, RefusedError, open_beneath, read_capped
 from dropscribe.config.model import (
     BUILTIN_RULES,
     LANGUAGES,
@@ -267,6 +268,25 @@ class FileName:
         return text
 
 
+class FileMode:
+    def describe(self) -> str:
+        return 'permission bits in octal, e.g. "0644"'
+
+    def convert(self, node: Node, context: ConvertContext) -> object:
+        if not isinstance(node, YamlScalar) or isinstance(node.value, bool):
+            raise _must(self, node)
+        # YAML 1.1 reads an unquoted 0644 as octal already; the raw text says what was meant either way
+        text = node.text.strip().strip("'\"").removeprefix("0o")
+        if not text or any(char not in "01234567" for char in text):
+            raise _must(self, node)
+        mode = int(text, 8)
+        if mode > 0o777:
+            raise _must(self, node)
+        if mode & 0o111:
+            raise InvalidValueError(f"{text} gives execute permission; transcripts are not programs")
+        return mode
+
+
 @dataclass(frozen=True)
 class Patterns:
     def describe(self) -> str:
@@ -349,30 +369,37 @@ class ContextFile:
         if root is not None and os.path.isabs(os.path.expanduser(text)):
             raise InvalidValueError("must be a path relative to this rule file")
         path = resolve_path(context.base_dir, text)
-        if root is not None:
-            if not _is_within(path, root):
-                raise InvalidValueError(f"must stay inside the inbox ({text!r} leads out of {root})")
-            if not _is_within(Path(os.path.realpath(path)), Path(os.path.realpath(root))):
-                raise InvalidValueError(f"{text!r} is a link that points outside the inbox")
+        if root is not None and not _is_within(path, root):
+            raise InvalidValueError(f"must stay inside the inbox ({text!r} leads out of {root})")
+        contents = _read_context_file(path, root)
         try:
-            if not path.is_file():
-                missing = "is not a file" if path.exists() else "does not exist"
-                raise InvalidValueError(f"{path} {missing}")
-            with path.open("rb") as handle:
-                signature = file_signature(os.fstat(handle.fileno()))
-                data = handle.read(MAX_CONTEXT_FILE_BYTES + 1)
-        except OSError as exc:
-            raise InvalidValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        if len(data) > MAX_CONTEXT_FILE_BYTES:
-            raise InvalidValueError(f"{path} is larger than {MAX_CONTEXT_FILE_BYTES:,} bytes")
-        try:
-            content = data.decode("utf-8-sig")
+            content = contents.data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InvalidValueError(f"{path} is not UTF-8 text") from exc
         try:
-            return ContextSource(path, _check_context(content.strip()), signature)
+            return ContextSource(path, _check_context(content.strip()), file_signature(contents.stat))
         except InvalidValueError as exc:
             raise InvalidValueError(f"{path} {exc.message}") from exc
+
+
+def _read_context_file(path: Path, root: Path | None) -> Contents:
+    """The bytes of a context file, opened once and judged on the open descriptor.
+
+    A rule file's context file (``root`` is its inbox) is reached without following any link below the
+    inbox, so a name flipped to a link between a check and the read cannot fetch a file from outside
+    it. The service config's (``root`` None) may lie anywhere and be a link: the admin owns it.
+    """
+    try:
+        if root is None:
+            return read_capped(path, max_bytes=MAX_CONTEXT_FILE_BYTES)
+        return open_beneath(root, path.relative_to(root), max_bytes=MAX_CONTEXT_FILE_BYTES)
+    except RefusedError as exc:
+        refused = path if root is None else root / exc.path
+        raise InvalidValueError(f"{refused} {exc.reason}") from exc
+    except FileNotFoundError as exc:
+        raise InvalidValueError(f"{path} does not exist") from exc
+    except OSError as exc:
+        raise InvalidValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def _is_within(path: Path, root: Path) -> bool:
@@ -488,6 +515,9 @@ INBOX_KEYS: tuple[Key, ...] = (
     Key("incomplete_wait_s", Number(minimum=0), "A file that looks unfinished (empty, truncated, "
         "not yet decodable) is given this many seconds after its last change to be completed before "
         "it is failed.", _default(InboxSettings, "incomplete_wait_s")),
+    Key("file_mode", FileMode(), "Permissions of the sidecars written to done/ and failed/, e.g. "
+        "\"0644\". Unset: the recording's own mode and group, so whoever may read a recording may "
+        "read its transcript.", None, nullable=True),
     Key("rules_file", FileName(), "Name of the per-folder rule files.",
         _default(InboxSettings, "rules_file")),
     Key("ignore", Patterns(), "Extra glob patterns of file names never to take (dotfiles, partial "
@@ -521,6 +551,10 @@ SECTIONS: tuple[Section, ...] = (
             _default(DashScopeSettings, "retry_max_s")),
         Key("pause_probe_s", _POSITIVE, "While paused by an account problem (bad key, arrears), "
             "try again this often.", _default(DashScopeSettings, "pause_probe_s")),
+        Key("stop_grace_s", Number(minimum=0), "On stop (SIGTERM), requests already sent may finish "
+            "for this long so that their answers are kept, not paid again after the restart; unsent "
+            "work is parked at once. Keep the unit's TimeoutStopSec above it.",
+            _default(DashScopeSettings, "stop_grace_s")),
     )),
     Section("storage", "How the audio reaches the API.", (
         Key("type", Choice(("inline", "s3", "dashscope")), "inline: base64 in the request, no "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from dropscribe.config.model import (
@@ -132,6 +132,15 @@ def check_fetchable(
             )
 
 
+@dataclass(frozen=True)
+class Draft:
+    """Whatever of a config could be built, problems or not: enough for the checks on the disk."""
+
+    settings: Settings  # keys in error hold their defaults
+    inboxes: Mapping[int, InboxSettings]  # by position in the list; entries without a usable path left out
+    lines: dict[str, int]  # the line of every key seen, by dotted name
+
+
 def build_settings(
     root: Node | None, *, source: Path, env: Mapping[str, str], problems: Problems
 ) -> tuple[Settings | None, dict[str, int]]:
@@ -140,14 +149,25 @@ def build_settings(
     ``source`` is the absolute path of the config file; relative paths start at its folder.
     Also returns the line of every key seen, by dotted name.
     """
+    draft = draft_settings(root, source=source, env=env, problems=problems)
+    if draft is None:
+        return None, {}
+    return (None if problems else draft.settings), draft.lines
+
+
+def draft_settings(
+    root: Node | None, *, source: Path, env: Mapping[str, str], problems: Problems
+) -> Draft | None:
+    """Like :func:`build_settings`, but what was built is returned even when ``problems`` has some;
+    None only when the document is not a mapping at all."""
     lines: dict[str, int] = {}
     if root is None:
         problems.add(None, "", "the file is empty: it needs at least an inboxes list")
-        return None, lines
+        return None
     names = [part.name for part in SECTIONS]
     if not isinstance(root, YamlMap):
         problems.add(root.line, "", f"must be a mapping with {', '.join(names)}, got {shown(root)}")
-        return None, lines
+        return None
     for name, line in root.key_lines.items():
         lines[name] = line
         if name not in names:
@@ -178,7 +198,7 @@ def build_settings(
         source=source,
     )
     _check_across(settings, inboxes, lines, problems)
-    return (None if problems else settings), lines
+    return Draft(settings, inboxes, lines)
 
 
 def _build_inboxes(

@@ -13,9 +13,13 @@ from pathlib import Path
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 
+from dropscribe.adapters.beneath import RefusedError, read_capped
+
 # Aliases let a tiny file expand exponentially ("billion laughs"); rule files are written by whoever
 # can reach the share, so the walk stops well before that hurts.
 MAX_NODES = 20_000
+# A YAML file of ours is a few kilobytes; a larger one is a mistake, refused before it is read.
+MAX_YAML_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -90,16 +94,25 @@ def shown(node: Node) -> str:
     return repr(text)
 
 
-def read_yaml(path: Path, problems: Problems, *, max_bytes: int | None = None) -> Node | None:
-    """The document in ``path`` as a tree, or None when it is empty or unusable (see ``problems``)."""
+def read_yaml(path: Path, problems: Problems, *, max_bytes: int = MAX_YAML_BYTES) -> Node | None:
+    """The document in ``path`` as a tree, or None when it is empty or unusable (see ``problems``).
+
+    Links are followed (this is for files the admin names); a FIFO, device or anything larger than
+    ``max_bytes`` is refused without being read.
+    """
     try:
-        data = path.read_bytes()
+        data = read_capped(path, max_bytes=max_bytes).data
+    except RefusedError as exc:
+        problems.add(None, "", exc.reason)
+        return None
     except OSError as exc:
         problems.add(None, "", f"cannot read: {exc.strerror or exc}")
         return None
-    if max_bytes is not None and len(data) > max_bytes:
-        problems.add(None, "", f"too large ({len(data)} bytes; at most {max_bytes})")
-        return None
+    return parse_yaml_bytes(data, problems)
+
+
+def parse_yaml_bytes(data: bytes, problems: Problems) -> Node | None:
+    """Like :func:`read_yaml` for the bytes of a file already read."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -91,3 +91,19 @@ class StorageUnavailableError(TransientError):
 
 class ShareUnavailableError(TransientError):
     """Raised when an inbox, done/ or failed/ folder cannot be reached right now."""
+
+
+class OutputFullError(TransientError):
+    """Raised when done/ or failed/ has no room (ENOSPC, EDQUOT) for the sidecars or the source."""
+
+    def __init__(self, folder: str, message: str) -> None:
+        super().__init__(message)
+        self.folder = folder
+
+
+class StateFullError(DropscribeError):
+    """Raised when the journal's filesystem is full: nothing can be recorded, so nothing may be done."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -114,3 +114,15 @@ def pick_free_name(name: str, is_taken: Callable[[str], bool], limit: int = 10_0
 def object_key(sha256: str, part: str, suffix: str) -> str:
     """Storage keys derive from content only, never from user file names."""
     return f"{sha256[:2]}/{sha256}/{part}{suffix}"
+
+
+def short_format_name(format_name: str, file_name: str) -> str:
+    """One short container name: FFmpeg says ``mov,mp4,m4a,3gp,3g2,mj2`` for all of that family.
+
+    The file's own extension wins when it is one of the names given; otherwise the first name.
+    """
+    names = [name.strip() for name in format_name.split(",") if name.strip()]
+    if not names:
+        return format_name
+    extension = file_name.rsplit(".", 1)[-1].lower() if "." in file_name else ""
+    return extension if extension in names else names[0]

@@ -42,31 +42,46 @@ def _clock(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
+def _cue_lines(text: str) -> list[str]:
+    """The lines of one cue's text, with the blank ones left out: a blank line ends a cue."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _cues(segments: Sequence[Sentence]) -> list[tuple[Sentence, list[str]]]:
+    # both formats expect cues by start time (WebVTT requires it); the sort is stable, so
+    # segments that start together keep their order
+    cues = [(seg, _cue_lines(seg.text)) for seg in sorted(segments, key=lambda seg: seg.start_s)]
+    return [(seg, lines) for seg, lines in cues if lines]
+
+
+def _timing(seg: Sentence, separator: str) -> str:
+    return f"{_clock(seg.start_s, separator)} --> {_clock(max(seg.start_s, seg.end_s), separator)}"
+
+
 def render_srt(segments: Sequence[Sentence]) -> str:
-    """SubRip, numbered from 1; empty segments are dropped because players show them as gaps anyway."""
+    """SubRip, numbered from 1; empty segments are dropped because players show them as gaps anyway.
+
+    SubRip has no escapes, so an arrow that would make a text line read as a timing line becomes →.
+    """
     blocks = []
-    index = 0
-    for seg in segments:
-        if not seg.text.strip():
-            continue
-        index += 1
-        blocks.append(
-            f"{index}\n{_clock(seg.start_s, ',')} --> {_clock(seg.end_s, ',')}\n{seg.text.strip()}\n"
-        )
+    for index, (seg, lines) in enumerate(_cues(segments), start=1):
+        text = "\n".join(line.replace("-->", "→") for line in lines)
+        blocks.append(f"{index}\n{_timing(seg, ',')}\n{text}\n")
     return "\n".join(blocks)
 
 
 def render_vtt(segments: Sequence[Sentence]) -> str:
-    cues = [
-        f"{_clock(seg.start_s, '.')} --> {_clock(seg.end_s, '.')}\n{seg.text.strip()}\n"
-        for seg in segments
-        if seg.text.strip()
-    ]
+    """WebVTT; the text is escaped, so tags, ``&`` and ``-->`` show as written instead of acting."""
+    cues = []
+    for seg, lines in _cues(segments):
+        text = "\n".join(_vtt_escape(line) for line in lines)
+        cues.append(f"{_timing(seg, '.')}\n{text}\n")
     return "WEBVTT\n\n" + "\n".join(cues)
 
 
+def _vtt_escape(line: str) -> str:
+    return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def segments_to_json(segments: Sequence[Sentence]) -> list[dict[str, Any]]:
-    return [
-        {"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "text": s.text}
-        for s in segments
-    ]
+    return [{"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "text": s.text} for s in segments]

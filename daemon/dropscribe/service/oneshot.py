@@ -1,18 +1,29 @@
-"""``dropscribe transcribe``: the service's recognition path for files named on the command line."""
+"""``dropscribe transcribe``: the service's recognition path for files named on the command line.
+
+Runs on a journal that outlives the command: the config's own (``state.path``; SQLite in WAL mode lets
+a running service share it), or a per-user one under ``$XDG_STATE_HOME`` without a config. Chunk answers
+are journaled as they arrive and whole results are stored by content and options, so a retry, a rerun
+after Ctrl-C or a give-up, or a second run of the same file pays only for what is missing.
+"""
 
 from __future__ import annotations
 
-import tempfile
+import random
+import signal
 import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from dropscribe.adapters import files
 from dropscribe.adapters.journal import Journal
-from dropscribe.adapters.storage import make_storage
+from dropscribe.adapters.storage import Storage, make_storage
 from dropscribe.config.load import load_settings
 from dropscribe.config.model import (
     DashScopeSettings,
+    EffectiveRules,
     LoggingSettings,
     MetricsSettings,
     RuleSet,
@@ -21,11 +32,38 @@ from dropscribe.config.model import (
     StorageSettings,
 )
 from dropscribe.config.rulefiles import RuleCache, RulesHeld
-from dropscribe.core.errors import InputRejectedError, RemoteRejectedError
+from dropscribe.core.errors import (
+    AccountError,
+    InputRejectedError,
+    RemoteRejectedError,
+    ShareUnavailableError,
+    TransientError,
+)
+from dropscribe.core.retry import backoff_s
 from dropscribe.core.rules import effective_rules
-from dropscribe.logs import configure
-from dropscribe.service.pipeline import Pipeline
+from dropscribe.logs import configure, get_logger
+from dropscribe.service.pipeline import ParkedError, Pipeline
 from dropscribe.service.runner import build_client
+
+# A file is given up after this many failed attempts in a row without a new chunk answered, or once
+# the waits between its attempts would exceed MAX_WAIT_S. Giving up loses nothing paid: a rerun
+# resumes from the journal.
+MAX_FAILURES = 8
+MAX_WAIT_S = 1800.0
+
+log = get_logger()
+
+
+def user_journal_path(env: dict[str, str]) -> Path:
+    """``$XDG_STATE_HOME/dropscribe/transcribe.db``, by default under ``~/.local/state``."""
+    state_home = env.get("XDG_STATE_HOME", "")
+    # the XDG spec says a relative path there is invalid and must be ignored
+    if state_home and Path(state_home).is_absolute():
+        base = Path(state_home)
+    else:
+        home = env.get("HOME")
+        base = (Path(home) if home else Path.home()) / ".local" / "state"
+    return base / "dropscribe" / "transcribe.db"
 
 
 def _bare_settings(state: Path) -> Settings:
@@ -36,46 +74,197 @@ def _bare_settings(state: Path) -> Settings:
     )  # fmt: skip
 
 
+class RunJournal(Journal):
+    """The journal as one transcribe run uses it: it notes what this run paid for.
+
+    The pipeline journals each chunk answer the moment it arrives (and a file-transcription result as
+    a whole), so what this process stored is exactly what it paid for; a result found already stored
+    costs nothing. With ``fresh``, the stored answer for a result key is forgotten the first time the
+    pipeline looks it up in this run, so it is recognized again, and only once even across retries.
+    """
+
+    def __init__(self, path: Path, *, fresh: bool) -> None:
+        super().__init__(path)
+        self._fresh = fresh
+        self._looked_up: set[str] = set()
+        self._paid_lock = threading.Lock()
+        self.paid_calls = 0
+        self.paid_s = 0.0
+
+    def result(self, result_key: str) -> dict[str, Any] | None:
+        if self._fresh:
+            with self._paid_lock:
+                first = result_key not in self._looked_up
+                self._looked_up.add(result_key)
+            if first:
+                self.forget_result(result_key)
+                return None
+        return super().result(result_key)
+
+    def store_chunk_result(self, result_key: str, chunk: int, result: dict[str, Any]) -> None:
+        super().store_chunk_result(result_key, chunk, result)
+        self._paid(result)
+
+    def store_result(self, result_key: str, result: dict[str, Any]) -> None:
+        super().store_result(result_key, result)
+        if result.get("mode") == "filetrans":  # one task, no chunk answers of its own
+            self._paid(result)
+
+    def _paid(self, result: dict[str, Any]) -> None:
+        with self._paid_lock:
+            self.paid_calls += 1
+            self.paid_s += float(result.get("usage_seconds") or 0.0)
+
+    def paid(self) -> tuple[int, float]:
+        with self._paid_lock:
+            return self.paid_calls, self.paid_s
+
+
 def transcribe_files(
-    paths: list[Path], config: Path | None, env: dict[str, str]
-) -> list[tuple[Path, dict[str, Any]]]:
-    """Recognize each file with the config's defaults (or the rules of the inbox it lies in)."""
-    with tempfile.TemporaryDirectory(prefix="dropscribe-") as scratch:
-        settings = load_settings(config, env) if config else _bare_settings(Path(scratch) / "state.db")
-        configure("console", "warning")
-        client = build_client(settings, env)
-        storage = make_storage(settings.storage, client)
-        # a private journal: one-shot runs must not disturb the service's, and repeat calls are cheap
-        journal = Journal(Path(scratch) / "oneshot.db")
-        pipeline = Pipeline(
-            journal=journal, client=client, storage=storage, staging_dir=Path(scratch) / "staging",
-            concurrency=settings.dashscope.concurrency, stopping=threading.Event(),
-        )  # fmt: skip
-        out: list[tuple[Path, dict[str, Any]]] = []
-        try:
-            for path in paths:
-                out.append((path, _one(path.absolute(), settings, pipeline)))
-        finally:
-            pipeline.close()
-            journal.close()
-            client.close()
-            storage.close()
-        return out
+    paths: list[Path], config: Path | None, env: dict[str, str], *, fresh: bool = False
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Recognize each file with the config's defaults (or the rules of the inbox it lies in).
+
+    Yields each file's result as soon as it is known. On KeyboardInterrupt no new request is sent,
+    requests in flight are waited for so their answers are journaled, and the interrupt propagates.
+    """
+    settings = load_settings(config, env) if config else _bare_settings(user_journal_path(env))
+    configure("console", "warning")
+    client = build_client(settings, env)
+    storage = make_storage(settings.storage, client)
+    journal = RunJournal(settings.state.path, fresh=fresh)
+    stopping = threading.Event()
+    pipeline = Pipeline(
+        journal=journal, client=client, storage=storage, staging_dir=settings.state.staging_dir,
+        concurrency=settings.dashscope.concurrency, stopping=stopping,
+    )  # fmt: skip
+    restore_sigint = _stop_on_sigint(stopping)
+    try:
+        for path in paths:
+            yield path, _one(path.absolute(), settings, pipeline, journal, storage)
+    except KeyboardInterrupt:
+        stopping.set()
+        log.warning("transcribe_interrupted", action="waiting for requests in flight so their answers "
+                    "are kept; Ctrl-C again stops at once")  # fmt: skip
+        raise
+    finally:
+        restore_sigint()
+        pipeline.close()
+        journal.close()
+        client.close()
+        storage.close()
 
 
-def _one(path: Path, settings: Settings, pipeline: Pipeline) -> dict[str, Any]:
-    rules: Any = effective_rules([settings.defaults], default_model=settings.dashscope.model)
+def _stop_on_sigint(stopping: threading.Event) -> Callable[[], None]:
+    """Ctrl-C stops new requests at once, whichever thread notices it first; returns the undo.
+
+    The KeyboardInterrupt alone reaches only the main thread, and a wait for chunk answers may hold it
+    until every queued chunk was sent; the event makes the chunk workers stop before sending.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signal handlers can only be set from the main thread
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+
+    def restore() -> None:
+        # None: the previous handler was not set from Python; Python's own is the closest to it
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+
+    return restore
+
+
+def _rules_for(path: Path, settings: Settings) -> EffectiveRules | RulesHeld:
     for inbox in settings.inboxes:
         if path.is_relative_to(inbox.path):
-            rules = RuleCache.for_inbox(settings, inbox).rules_for(path.parent.relative_to(inbox.path))
-            if isinstance(rules, RulesHeld):
-                return {"error": {"code": "rules_invalid", "message": "; ".join(rules.messages)}}
+            return RuleCache.for_inbox(settings, inbox).rules_for(path.parent.relative_to(inbox.path))
+    return effective_rules([settings.defaults], default_model=settings.dashscope.model)
+
+
+def _one(
+    path: Path, settings: Settings, pipeline: Pipeline, journal: RunJournal, storage: Storage
+) -> dict[str, Any]:
+    rules = _rules_for(path, settings)
+    if isinstance(rules, RulesHeld):
+        return {"error": {"code": "rules_invalid", "message": "; ".join(rules.messages)}}
+    calls_before, paid_before = journal.paid()
     try:
-        with files.open_input(path) as handle:
-            return pipeline.recognize_open(handle, rules)
+        result = _recognize_with_retries(path, rules, settings.dashscope, pipeline, journal)
     except FileNotFoundError:
         return {"error": {"code": "not_found", "message": "no such file"}}
+    except ShareUnavailableError as exc:
+        return {"error": {"code": "unreadable", "message": exc.message}}
     except InputRejectedError as exc:
         return {"error": {"code": exc.code, "message": exc.message}}
     except RemoteRejectedError as exc:
         return {"error": {"code": "asr_rejected", "message": exc.message, "remote_code": exc.remote_code}}
+    except AccountError as exc:
+        return {"error": {"code": "account_error", "message": exc.message, "remote_code": exc.remote_code}}
+    except _GaveUpError as exc:
+        return {"error": {"code": "gave_up", "message": str(exc), "remote_code": exc.remote_code}}
+    _delete_uploads(result["sha256"], journal, storage)
+    calls, paid_s = journal.paid()
+    paid_now = paid_s - paid_before
+    return {
+        **result,
+        "reused": calls == calls_before,
+        "usage_seconds": int(paid_now) if paid_now.is_integer() else round(paid_now, 3),
+    }
+
+
+class _GaveUpError(Exception):
+    def __init__(self, message: str, remote_code: str | None) -> None:
+        super().__init__(message)
+        self.remote_code = remote_code
+
+
+def _recognize_with_retries(
+    path: Path, rules: EffectiveRules, ds: DashScopeSettings, pipeline: Pipeline, journal: RunJournal
+) -> dict[str, Any]:
+    """Transient errors are retried like the service does, with the file's paid chunks kept between tries."""
+    failures = 0
+    waited_s = 0.0
+    while True:
+        calls_before, _ = journal.paid()
+        try:
+            with files.open_input(path) as handle:
+                return pipeline.recognize_open(handle, rules)
+        except ParkedError:
+            raise KeyboardInterrupt from None  # the stop event is set only by Ctrl-C here
+        except ShareUnavailableError:
+            raise  # the file named on the command line cannot be read: say so now, not minutes later
+        except TransientError as exc:
+            if journal.paid()[0] > calls_before:
+                failures = 0  # chunks were answered this time: the trouble is not the same as before
+            failures += 1
+            delay = backoff_s(failures, base_s=ds.retry_base_s, cap_s=ds.retry_max_s,
+                              jitter=random.random(), retry_after_s=exc.retry_after_s)  # fmt: skip
+            if failures >= MAX_FAILURES or waited_s + delay > MAX_WAIT_S:
+                raise _GaveUpError(
+                    f"{exc.message} (gave up after {failures} failed attempt(s) in a row; what was "
+                    "recognized is kept, run the command again to pay only for the rest)",
+                    exc.remote_code,
+                ) from exc
+            log.warning("transcribe_retrying", file=str(path), error=exc.message, remote_code=exc.remote_code,
+                        attempt=failures, retry_in_s=round(delay, 2))  # fmt: skip
+            time.sleep(delay)
+            waited_s += delay
+
+
+def _delete_uploads(sha: str, journal: Journal, storage: Storage) -> None:
+    """Objects uploaded for these bytes go once the answer is stored, as the service's own do.
+
+    Not while a service job for the same bytes is still at work: it may be about to send their URLs.
+    """
+    if any(job.sha256 == sha for job in journal.jobs_in("working", "finishing")):
+        return
+    for okey in journal.live_objects(f"{sha[:2]}/{sha}/"):
+        try:
+            storage.delete(okey)
+        except TransientError as exc:
+            log.warning("object_delete_failed", object_key=okey, error=exc.message)
+            continue
+        journal.object_deleted(okey)

@@ -7,10 +7,13 @@ whose answer was recorded.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from dropscribe import __version__
-from dropscribe.adapters import audio, files
+from dropscribe.adapters import audio, files, sniff, writers
 from dropscribe.adapters.dashscope import DashScopeClient, ResultExpiredError
 from dropscribe.adapters.journal import Job, Journal
 from dropscribe.adapters.storage import PayloadTooLargeError, Storage
@@ -32,11 +35,13 @@ from dropscribe.core.chunking import plan_chunks
 from dropscribe.core.errors import (
     AsrUnavailableError,
     InputRejectedError,
+    OutputFullError,
     RemoteRejectedError,
+    ShareUnavailableError,
     TransientError,
 )
 from dropscribe.core.gate import result_key_material
-from dropscribe.core.naming import object_key, sidecar_name
+from dropscribe.core.naming import object_key, short_format_name, sidecar_name
 from dropscribe.core.recognition import (
     FILETRANS_MODEL,
     AsrOptions,
@@ -68,6 +73,14 @@ class GoneError(Exception):
     """The source disappeared from the inbox before it was finished."""
 
 
+class BusyError(Exception):
+    """Another process still has the file open for writing: it is looked at again after ``wait_s``."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__("open for writing")
+        self.wait_s = wait_s
+
+
 class IncompleteError(Exception):
     """The file looks unfinished and changed recently: it waits ``wait_s`` and is gated again."""
 
@@ -79,6 +92,37 @@ class IncompleteError(Exception):
 
 # what a transfer that stalled half-way looks like; other rejections do not depend on time
 INCOMPLETE_CODES = frozenset({"empty_file", "empty_audio", "not_audio", "truncated_audio", "corrupt_audio"})
+
+
+class ContentLocks:
+    """Same bytes under two names are recognized once: the second waits and reuses the answer.
+
+    One instance serves the whole process, across reloads (a reload builds a new pipeline while the old
+    one still finishes its files); entries go with their last user, since the service runs for months.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 @dataclass(frozen=True)
@@ -104,6 +148,7 @@ class Pipeline:
         staging_dir: Path,
         concurrency: int,
         stopping: threading.Event,
+        content_locks: ContentLocks | None = None,
     ) -> None:
         self.journal = journal
         self.client = client
@@ -111,8 +156,7 @@ class Pipeline:
         self.staging_dir = staging_dir
         self.stopping = stopping
         self._chunk_pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="chunk")
-        self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
-        self._key_locks_guard = threading.Lock()
+        self.content_locks = content_locks if content_locks is not None else ContentLocks()
 
     def close(self) -> None:
         self._chunk_pool.shutdown(wait=True, cancel_futures=True)
@@ -121,27 +165,19 @@ class Pipeline:
         if self.stopping.is_set():
             raise ParkedError()
 
-    @contextmanager
-    def _result_lock(self, key: str) -> Iterator[None]:
-        """Same bytes under two names are recognized once: the second waits and reuses the answer."""
-        with self._key_locks_guard:
-            lock, users = self._key_locks.get(key, (threading.Lock(), 0))
-            self._key_locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._key_locks_guard:  # drop the entry with its last user: the service runs for months
-                lock, users = self._key_locks[key]
-                if users == 1:
-                    del self._key_locks[key]
-                else:
-                    self._key_locks[key] = (lock, users - 1)
-
     # taking a file -----------------------------------------------------------------------------
 
-    def take(self, inbox: InboxSettings, relpath: str, rules: EffectiveRules) -> Outcome:
-        """Process one settled file from ``inbox``; raises TransientError/AccountError to retry later."""
+    def take(
+        self, inbox: InboxSettings, relpath: str, rules: EffectiveRules, *, changed_at: float | None = None
+    ) -> Outcome:
+        """Process one settled file from ``inbox``; raises TransientError/AccountError to retry later.
+
+        ``changed_at`` is when the service last saw the file change, on ``time.monotonic()``: how long an
+        unfinished-looking file has been quiet is measured on the service's clock, never by comparing
+        the share's mtime with local time (a NAS clock may lag by minutes).
+        """
+        if changed_at is None:
+            changed_at = time.monotonic()
         path = inbox.path / relpath
         active = self.journal.active_job(str(inbox.path), relpath)
         if active is not None and active.state == "finishing":
@@ -160,10 +196,14 @@ class Pipeline:
             )  # fmt: skip
             return self.reject(job, inbox, rules, exc)
         with handle:
-            return self._take_open(inbox, relpath, rules, handle)
+            if writers.held_for_writing(handle.fileno()):
+                log.info("job_waiting", inbox=str(inbox.path), relpath=relpath,
+                         reason="another process has it open for writing")  # fmt: skip
+                raise BusyError(max(1.0, inbox.settle_s))
+            return self._take_open(inbox, relpath, rules, handle, changed_at)
 
     def _take_open(
-        self, inbox: InboxSettings, relpath: str, rules: EffectiveRules, handle: BinaryIO
+        self, inbox: InboxSettings, relpath: str, rules: EffectiveRules, handle: BinaryIO, changed_at: float
     ) -> Outcome:
         ident = files.Identity.of(os.fstat(handle.fileno()))
         meta: dict[str, Any] = {"name": PurePosixPath(relpath).name}
@@ -179,7 +219,7 @@ class Pipeline:
                                    f"{rules.max_size_mb:g} MB limit (max_size_mb)")
                 if too_big else InputRejectedError("empty_file", "the file is empty (0 bytes)")
             )  # fmt: skip
-            return self._reject_unless_young(job, inbox, rules, error, ident)
+            return self._reject_unless_young(job, inbox, rules, error, changed_at)
         sha, size = files.hash_file(handle)
         after = files.Identity.of(os.fstat(handle.fileno()))
         if size != ident.size or not after.same_content(ident):
@@ -191,9 +231,15 @@ class Pipeline:
         log.info("job_taken", job_id=job.id, inbox=str(inbox.path), relpath=relpath, sha256=sha,
                  size_bytes=size)  # fmt: skip
         crash_point("after_take")
+        kind, unfinished = sniff.look(handle)
+        if unfinished is not None:
+            # decodable or not, a cut tail is a transfer that stopped; it waits like any unfinished file
+            cut = InputRejectedError("truncated_audio", f"the file looks cut off: {unfinished}")
+            return self._reject_unless_young(job, inbox, rules, cut, changed_at)
         try:
             probe = audio.probe(handle)
-            meta.update(duration_s=round(probe.duration_s, 3), format=probe.format_name)
+            meta.update(duration_s=round(probe.duration_s, 3),
+                        format=short_format_name(probe.format_name, relpath))  # fmt: skip
             if probe.duration_s <= 0:
                 raise InputRejectedError("empty_audio", "the audio stream has no duration")
             if probe.duration_s > rules.max_duration_s:
@@ -207,14 +253,16 @@ class Pipeline:
                 # for splitting anyway, which runs the same checks)
                 audio.measure_energy(handle)
         except InputRejectedError as exc:
-            return self._reject_unless_young(self.journal.get(job.id), inbox, rules, exc, ident)
+            # only the head of real media is worth waiting for; text or random bytes stay what they are
+            young = kind is not None
+            return self._reject_unless_young(self.journal.get(job.id), inbox, rules, exc, changed_at, young)
         crash_point("after_probe")
         try:
-            key = self._obtain_result(sha, handle, probe, rules, meta)
+            key = self._obtain_result(sha, handle, probe, rules, meta, job_id=job.id)
         except (RemoteRejectedError, InputRejectedError) as exc:
             self.journal.set_result_key(job.id, meta.get("result_key", ""), meta)
             if isinstance(exc, InputRejectedError):
-                return self._reject_unless_young(self.journal.get(job.id), inbox, rules, exc, ident)
+                return self._reject_unless_young(self.journal.get(job.id), inbox, rules, exc, changed_at)
             return self.reject(self.journal.get(job.id), inbox, rules, exc)
         self.journal.set_result_key(job.id, key, meta)
         return self.finish(self.journal.get(job.id), inbox, rules)
@@ -227,11 +275,13 @@ class Pipeline:
         key = self._obtain_result(sha, handle, probe, rules, meta)
         result = self.journal.result(key)
         assert result is not None
+        result = {k: v for k, v in result.items() if k != "paid_by"}
         return {**result, "sha256": sha, "duration_s": round(probe.duration_s, 3)}
 
     def _obtain_result(
-        self, sha: str, handle: BinaryIO, probe: audio.Probe, rules: EffectiveRules, meta: dict[str, Any]
-    ) -> str:
+        self, sha: str, handle: BinaryIO, probe: audio.Probe, rules: EffectiveRules, meta: dict[str, Any],
+        *, job_id: int | None = None,
+    ) -> str:  # fmt: skip
         """The stored result for these bytes and options, recognizing only if there is none yet."""
         options = AsrOptions(rules.language, rules.enable_itn, rules.context)
         mode = self._mode(rules, probe.duration_s)
@@ -244,15 +294,18 @@ class Pipeline:
             ).encode()
         ).hexdigest()  # fmt: skip
         meta.update(model=model, mode=mode, context_sha256=context_sha, result_key=key)
-        with self._result_lock(key):
-            if self.journal.result(key) is None:
+        with self.content_locks.hold(key):
+            stored = self.journal.result(key)
+            if stored is None:
                 result = self._recognize(key, sha, handle, probe, model, options, mode, rules)
+                result["paid_by"] = {"job_id": job_id, "name": meta.get("name"), "sha256": sha}
                 self.journal.store_result(key, result)
                 log.info("result_stored", sha256=sha, usage_seconds=result["usage_seconds"],
                          request_ids=result["request_ids"])  # fmt: skip
                 crash_point("after_result_stored")
-            else:
-                log.info("result_reused", sha256=sha)
+            elif job_id is None or (stored.get("paid_by") or {}).get("job_id") != job_id:
+                meta["reused"] = True  # this file pays nothing: the answer was bought for the same bytes
+                log.info("result_reused", sha256=sha, paid_by=(stored.get("paid_by") or {}).get("name"))
         return key
 
     @staticmethod
@@ -348,7 +401,7 @@ class Pipeline:
         for i, future in futures.items():
             try:
                 done[i] = future.result()
-            except BaseException as exc:  # noqa: BLE001 - collected, the most severe one is re-raised
+            except Exception as exc:  # noqa: BLE001 - collected; the most severe is re-raised, Ctrl-C is not caught
                 errors.append(exc)
         if errors:
             raise _most_severe(errors)
@@ -373,7 +426,12 @@ class Pipeline:
         call_id = self.journal.call_started(key, index, "sync")
         crash_point("before_call")
         try:
-            result = self.client.recognize(model, url, options, oss_resolve=self.storage.oss_resolve)
+            result = self.client.recognize(
+                model, url, options, oss_resolve=self.storage.oss_resolve, before_send=self._check_stop
+            )
+        except ParkedError:
+            self.journal.call_ended(call_id, "parked", None)  # never sent
+            raise
         except (TransientError, RemoteRejectedError) as exc:
             self.journal.call_ended(call_id, type(exc).__name__, getattr(exc, "request_id", None))
             raise
@@ -418,9 +476,14 @@ class Pipeline:
             self.journal.task_submitting(key)
             crash_point("before_submit")
             call_id = self.journal.call_started(key, 0, "submit")
-            task_id, request_id = self.client.submit_filetrans(
-                model, url, options, oss_resolve=self.storage.oss_resolve
-            )
+            try:
+                task_id, request_id = self.client.submit_filetrans(
+                    model, url, options, oss_resolve=self.storage.oss_resolve, before_send=self._check_stop
+                )
+            except ParkedError:
+                self.journal.forget_task(key)  # never sent: nothing to look for after the restart
+                self.journal.call_ended(call_id, "parked", None)
+                raise
             crash_point("after_submit")
             self.journal.task_submitted(key, task_id, request_id)
             self.journal.call_ended(call_id, "submitted", request_id)
@@ -463,12 +526,15 @@ class Pipeline:
 
     def _reject_unless_young(
         self, job: Job, inbox: InboxSettings, rules: EffectiveRules, exc: InputRejectedError,
-        ident: files.Identity,
+        changed_at: float, may_grow: bool = True,
     ) -> Outcome:  # fmt: skip
-        """A stalled upload looks just like a broken file; only time tells them apart."""
-        if exc.code in INCOMPLETE_CODES:
-            last_change = max(ident.mtime_ns, ident.ctime_ns) / 1e9
-            wait_s = last_change + inbox.incomplete_wait_s - time.time()
+        """A stalled upload looks just like a broken file; only time tells them apart.
+
+        ``may_grow`` is False for a file whose head carries no known media signature: no amount of
+        waiting turns it into a recording, so it fails at once.
+        """
+        if exc.code in INCOMPLETE_CODES and may_grow:
+            wait_s = changed_at + inbox.incomplete_wait_s - time.monotonic()
             if wait_s > 0:
                 log.info("job_waiting", job_id=job.id, relpath=job.relpath, code=exc.code,
                          reason="looks unfinished, changed recently", retry_in_s=round(wait_s, 1))
@@ -498,47 +564,104 @@ class Pipeline:
         source = inbox.path / job.relpath
         rel = PurePosixPath(job.relpath)
         target_dir = self.target_dir(job.relpath, outcome, inbox)
-        if job.final_name is None:
-            final_name = files.choose_free_name(target_dir, rel.name)
-            self.journal.decide(job.id, outcome=outcome, final_name=final_name, error=error)
-            job = self.journal.get(job.id)
-            crash_point("after_decide")
+        for _attempt in range(3):
+            if job.final_name is None:
+                final_name = files.choose_free_name(target_dir, rel.name)
+                self.journal.decide(job.id, outcome=outcome, final_name=final_name, error=error)
+                job = self.journal.get(job.id)
+                crash_point("after_decide")
+            assert job.final_name is not None
+            target = target_dir / job.final_name
+            moved = self._already_moved(job, source, target)
+            if moved is not None:
+                try:
+                    return self._write_and_move(job, inbox, rules, outcome, error, source, target, moved)
+                except FileExistsError:
+                    pass  # the sidecars written for that name were removed again
+            # another file took the chosen name since it was chosen: choose again
+            log.warning("name_taken", job_id=job.id, final=str(target),
+                        action="choosing another name in the same folder")  # fmt: skip
+            job = self._redecide(job)
+        raise ShareUnavailableError(f"could not find a free name in {target_dir}")
+
+    def _redecide(self, job: Job) -> Job:
+        self.journal.restart(job.id)
+        return self.journal.get(job.id)
+
+    def _write_and_move(
+        self, job: Job, inbox: InboxSettings, rules: EffectiveRules, outcome: str,
+        error: dict[str, Any] | None, source: Path, target: Path, moved: bool,
+    ) -> Outcome:  # fmt: skip
         assert job.final_name is not None
-        target = target_dir / job.final_name
-        moved = self._already_moved(job, source, target)
+        target_dir = target.parent
         if not moved:
             self._verify_unchanged(job, source)
         if outcome == "done":
             documents = self._done_documents(job, rules, target)
         else:
             documents = {".error.json": self._error_document(job, target)}
-        for suffix, body in documents.items():
-            files.atomic_write(target_dir / sidecar_name(job.final_name, suffix), body)
-            crash_point("mid_sidecars")
-        crash_point("after_sidecars")
-        if not moved:
-            self._verify_unchanged(job, source, written=[target_dir / sidecar_name(job.final_name, s)
-                                                          for s in documents])  # fmt: skip
-            files.move_no_clobber(source, target)
+        written = [target_dir / sidecar_name(job.final_name, suffix) for suffix in documents]
+        mode, group = self._sidecar_mode(inbox, target if moved else source)
+        try:
+            for path, body in zip(written, documents.values(), strict=True):
+                files.atomic_write(path, body, mode=mode, group=group)
+                crash_point("mid_sidecars")
+            crash_point("after_sidecars")
+            if not moved:
+                self._verify_unchanged(job, source, written=written)
+                files.move_no_clobber(source, target, after_copy=lambda: crash_point("mid_move"))
+        except FileExistsError:
+            self._remove(written)
+            raise
+        except FileNotFoundError as exc:
+            # the source went away while its sidecars were written: no transcript without its recording
+            self._remove(written)
+            raise GoneError() from exc
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self._remove(written)  # a transcript never waits in done/ for a recording that cannot follow
+            message = f"no space left in {target_dir} ({exc.strerror}); the file waits in its inbox"
+            raise OutputFullError(str(target_dir), message) from exc
         crash_point("after_move")
         # objects go before the job is marked finished: a crash in between repeats an idempotent
         # delete, where the other order would leave them in the bucket for good
         self._cleanup_objects(job)
-        self.journal.finish(job.id)
+        self.journal.finish(job.id, final_identity=_identity_of(target))
         crash_point("after_finish")
         log.info("job_done" if outcome == "done" else "job_failed", job_id=job.id, relpath=job.relpath,
                  final=str(target), code=(error or {}).get("code"))  # fmt: skip
         return Outcome(outcome, job.id, target)
 
     @staticmethod
+    def _sidecar_mode(inbox: InboxSettings, recording: Path) -> tuple[int, int | None]:
+        """Sidecars are readable by whoever may read the recording: its group and mode, or file_mode."""
+        try:
+            st = os.lstat(recording)
+        except OSError:
+            return (inbox.file_mode if inbox.file_mode is not None else 0o640), None
+        if inbox.file_mode is not None:
+            return inbox.file_mode, st.st_gid
+        return stat.S_IMODE(st.st_mode) & 0o666, st.st_gid
+
+    @staticmethod
+    def _remove(paths: list[Path]) -> None:
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
     @staticmethod
     def target_dir(relpath: str, outcome: str, inbox: InboxSettings) -> Path:
         """``done/<relpath's folder>`` or ``failed/<relpath's folder>``."""
         return (inbox.done if outcome == "done" else inbox.failed) / PurePosixPath(relpath).parent
 
     @staticmethod
-    def _already_moved(job: Job, source: Path, target: Path) -> bool:
-        """After a crash mid-move the target may hold the source already (same inode)."""
+    def _already_moved(job: Job, source: Path, target: Path) -> bool | None:
+        """Whether a crash mid-move left the source in ``target`` already; None if ``target`` is another file.
+
+        A same-filesystem move links the same inode; a cross-device move copies, so the copy is
+        recognized by its bytes (size and SHA-256), whether or not the source was removed yet.
+        """
         try:
             st_target = os.lstat(target)
         except FileNotFoundError:
@@ -548,18 +671,27 @@ class Pipeline:
                 os.unlink(source)  # the link() happened, the unlink() did not
                 files.fsync_dir(source.parent)
             return True
-        # a cross-device copy that completed before the crash
-        return not os.path.lexists(source) and st_target.st_size == job.size
+        if st_target.st_size != job.size or not job.sha256:
+            return None
+        with open(target, "rb") as copy:
+            if files.hash_file(copy)[0] != job.sha256:
+                return None
+        with contextlib.suppress(FileNotFoundError):
+            st_source = os.lstat(source)
+            # a new file that took the source's name since is not ours to remove
+            if (st_source.st_dev, st_source.st_ino) == (job.dev, job.ino):
+                os.unlink(source)  # the copy was complete and in place; only the removal was missing
+                files.fsync_dir(source.parent)
+        return True
 
     def _verify_unchanged(self, job: Job, source: Path, written: list[Path] | None = None) -> None:
         try:
             st = os.lstat(source)
         except FileNotFoundError as exc:
+            self._remove(written or [])
             raise GoneError() from exc
         if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != (job.dev, job.ino, job.size, job.mtime_ns):
-            for path in written or []:
-                if path.exists():
-                    path.unlink()
+            self._remove(written or [])
             self.journal.restart(job.id)
             raise ChangedError()
 
@@ -579,6 +711,7 @@ class Pipeline:
         result = self.journal.result(job.result_key)
         assert result is not None, "a job is only finished as done once its result is stored"
         segments = [Sentence(s["start_s"], s["end_s"], s["text"]) for s in result["segments"]]
+        reused = bool(job.meta.get("reused"))
         now = time.time()
         doc = {
             "schema_version": transcript.SCHEMA_VERSION,
@@ -596,11 +729,16 @@ class Pipeline:
             "mode": result["mode"],
             "chunks": result["chunks"],
             "request_ids": result["request_ids"],
-            "usage_seconds": result["usage_seconds"],
+            "usage_seconds": 0 if reused else result["usage_seconds"],
             "started_at": utc_iso(job.started_at or job.created_at),
             "finished_at": utc_iso(now),
             "dropscribe_version": __version__,
         }
+        if reused:
+            paid_by = result.get("paid_by") or {}
+            doc["reused"] = True
+            doc["reused_from"] = {"sha256": paid_by.get("sha256") or job.sha256, "name": paid_by.get("name"),
+                                  "usage_seconds": result["usage_seconds"]}  # fmt: skip
         out: dict[str, bytes] = {}
         if "txt" in rules.outputs:
             out[".txt"] = transcript.render_txt(result["text"]).encode()
@@ -641,6 +779,15 @@ class Pipeline:
 def _json_bytes(doc: dict[str, Any]) -> bytes:
     # a name that was not UTF-8 holds lone surrogates; backslashreplace turns them into JSON escapes
     return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8", "backslashreplace")
+
+
+def _identity_of(path: Path) -> dict[str, int] | None:
+    """What the finished recording in done/ looked like, to notice a writer that resumes later."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return {"dev": st.st_dev, "ino": st.st_ino, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def _result_to(result: AsrResult) -> dict[str, Any]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 from dropscribe.adapters import files
+from dropscribe.adapters.journal import Journal
 from dropscribe.config.model import InboxSettings, Settings
 from dropscribe.core.naming import sidecar_name
 
@@ -29,10 +31,11 @@ def _owner(settings: Settings, path: Path) -> InboxSettings | None:
     return None
 
 
-def retry_failed(
-    settings: Settings, paths: list[Path] | None
-) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """Move each failed source back to ``<inbox>/<relpath>``; its error report is removed."""
+def retry_failed(settings: Settings, paths: list[Path] | None) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Move each failed source back to ``<inbox>/<relpath>``; its error report is removed.
+
+    Its job in the journal becomes ``retried``, so ``status`` stops listing it among the failures.
+    """
     targets: list[tuple[InboxSettings, Path]] = []
     problems: list[str] = []
     if paths is None:
@@ -57,23 +60,43 @@ def retry_failed(
             else:
                 targets.append((owner, path))
     moved = []
-    for inbox, path in targets:
-        report = path.parent / sidecar_name(path.name, ".error.json")
-        rel_dir = path.parent.relative_to(inbox.failed)
-        name = path.name
-        try:
-            original = json.loads(report.read_text(encoding="utf-8")).get("source", {}).get("original_name")
-            if isinstance(original, str) and original and "/" not in original:
-                name = original
-        except (OSError, ValueError):
-            pass
-        destination_dir = inbox.path / rel_dir
-        destination = destination_dir / files.choose_free_name(destination_dir, name)
-        try:
-            files.move_no_clobber(path, destination)
-        except OSError as exc:
-            problems.append(f"{path}: could not move back: {exc.strerror}")
-            continue
-        report.unlink(missing_ok=True)
-        moved.append((path, destination))
+    # no journal yet means no job to mark; opening one would create it
+    journal = Journal(settings.state.path) if targets and settings.state.path.exists() else None
+    try:
+        for inbox, path in targets:
+            destination = _move_back(inbox, path, problems)
+            if destination is None:
+                continue
+            moved.append((path, destination))
+            if journal is not None:
+                rel_dir = path.parent.relative_to(inbox.failed).as_posix()
+                try:
+                    journal.mark_retried(str(inbox.path), "" if rel_dir == "." else rel_dir, path.name)
+                except sqlite3.Error as exc:
+                    problems.append(f"{path}: moved back, but its failure stays in the journal: {exc}")
+    finally:
+        if journal is not None:
+            journal.close()
     return moved, problems
+
+
+def _move_back(inbox: InboxSettings, path: Path, problems: list[str]) -> Path | None:
+    """Move one failed source back under its original name and remove its report."""
+    report = path.parent / sidecar_name(path.name, ".error.json")
+    rel_dir = path.parent.relative_to(inbox.failed)
+    name = path.name
+    try:
+        original = json.loads(report.read_text(encoding="utf-8")).get("source", {}).get("original_name")
+        if isinstance(original, str) and original and "/" not in original:
+            name = original
+    except (OSError, ValueError):
+        pass
+    destination_dir = inbox.path / rel_dir
+    destination = destination_dir / files.choose_free_name(destination_dir, name)
+    try:
+        files.move_no_clobber(path, destination)
+    except OSError as exc:
+        problems.append(f"{path}: could not move back: {exc.strerror}")
+        return None
+    report.unlink(missing_ok=True)
+    return destination
