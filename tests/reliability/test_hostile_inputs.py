@@ -54,10 +54,13 @@ CASES: dict[str, tuple[str, Callable[[Path, Path], None], str]] = {
     "zero-byte": ("empty.mp3", lambda p, s: p.write_bytes(b""), "empty_file"),
     "text-as-mp3": ("notes.mp3", lambda p, s: p.write_text("meeting notes\n" * 200), "not_audio"),
     "garbage": ("noise.wav", lambda p, s: p.write_bytes(os.urandom(200_000)), "not_audio"),
-    "riff-header-only": ("head.wav", lambda p, s: p.write_bytes(b"RIFF\x24\0\0\0WAVEfmt "), "not_audio"),
+    # the head of real media cut short: told apart from garbage by its signature, so "truncated"
+    "riff-header-only": (
+        "head.wav", lambda p, s: p.write_bytes(b"RIFF\x24\0\0\0WAVEfmt "), "truncated_audio"
+    ),
     "truncated-flac": ("cut.flac", truncated("flac"), "truncated_audio"),
     "truncated-wav": ("cut.wav", truncated("wav"), "truncated_audio"),
-    "truncated-m4a": ("cut.m4a", truncated("m4a"), "not_audio"),
+    "truncated-m4a": ("cut.m4a", truncated("m4a"), "truncated_audio"),
     "video-no-audio": ("clip.mp4", lambda p, s: make_video_without_audio(p), "no_audio_stream"),
     "too-long": ("long.flac", lambda p, s: make_tone(p, seconds=95.0, fmt="flac"), "too_long"),
     "over-size-cap": ("big.wav", lambda p, s: make_tone(p, seconds=70.0, fmt="wav"), "too_large"),

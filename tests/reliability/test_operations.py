@@ -38,7 +38,12 @@ def reloads(service: ServiceProcess) -> int:
 def reload(service: ServiceProcess) -> None:
     before = reloads(service)
     service.signal(signal.SIGHUP)
-    wait_for(lambda: reloads(service) > before, timeout=30)
+    try:
+        wait_for(lambda: reloads(service) > before or service.proc.poll() is not None, timeout=60)
+    except AssertionError:
+        raise AssertionError(f"reload {before + 1} not done in 60 s:\n{service.output()[-3000:]}") from None
+    tail = service.output()[-3000:]
+    assert service.proc.poll() is None, f"the service died on reload {before + 1}:\n{tail}"
 
 
 def test_stop_during_chunk_calls_waits_for_answers_and_pays_once(
