@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS calls (
     outcome TEXT,
     request_id TEXT
 );
+CREATE INDEX IF NOT EXISTS calls_result ON calls(result_key);
 CREATE TABLE IF NOT EXISTS tasks (
     result_key TEXT PRIMARY KEY,
     task_id TEXT,                   -- NULL while the submit is in flight
@@ -461,9 +462,11 @@ class Journal:
             )
 
     def live_objects(self, prefix: str) -> list[str]:
+        # a key range, not LIKE: SQLite's LIKE is case-insensitive and so cannot use the primary key,
+        # which made every finished file scan all objects ever uploaded
         rows = self._query(
-            "SELECT object_key FROM objects WHERE deleted_at IS NULL AND object_key LIKE ?",
-            (prefix.replace("%", r"\%") + "%",),
+            "SELECT object_key FROM objects WHERE object_key >= ? AND object_key < ? AND deleted_at IS NULL",
+            (prefix, prefix + "\U0010ffff"),
         )
         return [r[0] for r in rows]
 

@@ -12,7 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 
 from dropscribe.logs import get_logger
@@ -67,11 +78,23 @@ def wants_events(path: Path, polling: bool | str) -> bool:
     return filesystem_type(path) not in NETWORK_FILESYSTEMS
 
 
+_CHANGES = frozenset({"created", "deleted", "modified", "moved", "closed"})
+# asked of the kernel, so that opens and reads (the service's own among them) are not even reported
+_WATCHED: list[type[FileSystemEvent]] = [
+    FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent,
+    DirCreatedEvent, DirMovedEvent, DirDeletedEvent,
+]  # fmt: skip
+
+
 class _Hint(FileSystemEventHandler):
     def __init__(self, on_event: Callable[[str, bool], None]) -> None:
         self._on_event = on_event
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        # opening or reading a file or folder changes nothing (and the service's own scans and reads
+        # cause them); a folder's "modified" only repeats what the event on its child says
+        if event.event_type not in _CHANGES or (event.is_directory and event.event_type == "modified"):
+            return
         # a path and whether it is a folder: the scanner looks at just that, not the whole inbox
         for path in (event.src_path, getattr(event, "dest_path", "")):
             if path:
@@ -90,7 +113,7 @@ class Watcher:
         watched = 0
         for root, recursive, on_event in roots:
             try:
-                observer.schedule(_Hint(on_event), str(root), recursive=recursive)
+                observer.schedule(_Hint(on_event), str(root), recursive=recursive, event_filter=_WATCHED)
                 watched += 1
             except OSError as exc:
                 # e.g. the inotify watch limit, or the share is not mounted yet: rescans still run

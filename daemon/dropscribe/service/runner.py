@@ -7,6 +7,7 @@ set flags that the loop reads, so no decision is ever made inside a signal handl
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import random
@@ -51,13 +52,14 @@ from dropscribe.service.pipeline import (
     ParkedError,
     Pipeline,
 )
-from dropscribe.service.reopen import reopen_changed
+from dropscribe.service.reopen import FinishedFiles
 from dropscribe.service.scanner import InboxScanner
 
 log = get_logger()
 TICK_S = 0.25
 FULL_PROBE_S = 5.0  # a full journal disk is tried again this often
-POLL_S = 2.0  # a polled inbox's folders are stat-ed this often to notice new names
+STATUS_EVERY_S = 0.5  # the status line and report; work itself is never held back by it
+POLL_S = 3.0  # a polled inbox's folders are stat-ed this often to notice new names
 OUTPUT_PROBE_MAX_S = 60.0  # a full done/ or failed/ gets one file per rescan, at most a minute apart
 
 
@@ -124,6 +126,7 @@ class Service:
         self.next_scan: dict[str, float] = {}
         self.next_poll: dict[str, float] = {}
         self.finished_check_at: dict[str, float] = {}
+        self.finished = FinishedFiles()
         self.paused: dict[str, Any] | None = None
         self.pause_probe_at = 0.0
         self.watcher = Watcher()
@@ -198,6 +201,7 @@ class Service:
                  model=self.settings.dashscope.model, storage=self.settings.storage.type)  # fmt: skip
         watchdog_s = systemd.watchdog_interval_s()
         last_ping = 0.0
+        last_report = 0.0
         first = True
         while not self.stopping.is_set():
             now = time.monotonic()
@@ -211,7 +215,9 @@ class Service:
             if first:
                 systemd.notify("READY=1")
                 first = False
-            self._publish_status()
+            if now - last_report >= STATUS_EVERY_S or self.stopping.is_set():
+                self._publish_status()
+                last_report = now
             if watchdog_s is not None and now - last_ping >= watchdog_s:
                 systemd.notify("WATCHDOG=1")  # from the loop itself, so a stuck loop stops the pings
                 last_ping = now
@@ -333,6 +339,8 @@ class Service:
         capacity = 2 * self.settings.dashscope.concurrency
         if len(self.in_flight) >= capacity or self.state_full is not None:
             return
+        if not any(scanner.candidates for scanner in self.scanners.values()):
+            return
         if self.paused is not None and not self._probe_due(now):
             return
         probe = self.paused is not None
@@ -346,7 +354,9 @@ class Service:
             trying = any(i == name for i, _ in self.in_flight)
             if blocked is not None and (now < blocked["probe_at"] or trying):
                 continue
-            queues.append((inbox, scanner, iter(list(scanner.candidates))))
+            # the head of the queue is enough: at most the free slots plus the files held back by a wait
+            head = itertools.islice(scanner.candidates, capacity + len(self.not_before) + len(self.in_flight))
+            queues.append((inbox, scanner, iter(list(head))))
         while queues and len(self.in_flight) < capacity:
             for entry in list(queues):
                 inbox, scanner, pending = entry
@@ -380,11 +390,13 @@ class Service:
     def _watch_finished(self, inbox: InboxSettings, now: float) -> None:
         """Recently finished files whose writer went on writing go back through the gate."""
         name = str(inbox.path)
-        if now < self.finished_check_at.get(name, 0.0):
+        if name not in self.finished_check_at:  # first look since the start or a reload
+            self.finished.load(self.journal, inbox, time.time())
+        elif now < self.finished_check_at[name]:
             return
-        self.finished_check_at[name] = now + max(1.0, min(inbox.rescan_s, inbox.settle_s or 1.0))
+        self.finished_check_at[name] = now + max(2.0, min(inbox.rescan_s, 10.0))
         try:
-            reopened = reopen_changed(self.journal, inbox, time.time())
+            reopened = self.finished.check(self.journal, inbox, time.time())
         except OSError as exc:
             log.warning("finished_check_failed", inbox=name, error=exc.strerror or str(exc))
             return
@@ -503,6 +515,8 @@ class Service:
             log.info("output_space_back", inbox=key[0], action="taking files again")
         if outcome.state in ("done", "failed"):
             self.stats[outcome.state] += 1
+            if outcome.job_id is not None and outcome.final_path is not None:
+                self.finished.add(inbox, outcome.job_id, relpath, outcome.final_path, time.time())
             if self.paused is not None:
                 self._unpause("a file went through")
 
@@ -630,6 +644,8 @@ class Service:
         self.scanners = self._make_scanners(self.scanners)
         self.next_scan = {}
         live = set(self.scanners)
+        self.finished = FinishedFiles()  # loaded again per inbox by its next look
+        self.finished_check_at = {}
         for table in (self.not_before, self.waiting, self.failures, self.incomplete_at):
             for key in [k for k in table if k[0] not in live]:
                 del table[key]

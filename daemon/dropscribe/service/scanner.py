@@ -174,9 +174,12 @@ class InboxScanner:
     def _moved_folders(self) -> set[str]:
         """Folders whose mtime changed since they were listed: a name was added, removed or renamed."""
         moved = set()
+        root = str(self.inbox.path)
+        stat_path = os.stat
+        # plain strings, not Path objects: this runs every few seconds over every folder of the inbox
         for folder, mtime_ns in list(self.folders.items()):
             try:
-                st = os.stat(self.inbox.path / folder if folder else self.inbox.path)
+                st = stat_path(f"{root}/{folder}" if folder else root)
             except OSError:
                 moved.add(folder)
                 continue
