@@ -8,7 +8,6 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -18,30 +17,10 @@ from typing import TypeVar
 import pytest
 
 from dropscribe.adapters.beneath import Contents, RefusedError, open_beneath, read_capped
+from tests.support.blocking import finishes
 
 CAP = 4096
 T = TypeVar("T")
-
-
-def finishes(call: Callable[[], T], timeout: float = 5.0) -> T:
-    """What ``call`` returns or raises, failing the test if it blocks instead (a FIFO open would)."""
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(call())
-        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
-            failure.append(exc)
-
-    # a daemon thread: one stuck for good does not keep the test run from ending
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    assert not worker.is_alive(), "the call blocked"
-    if failure:
-        raise failure[0]
-    return outcome[0]
 
 
 def refused(call: Callable[[], object]) -> RefusedError:

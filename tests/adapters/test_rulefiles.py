@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
@@ -22,6 +20,7 @@ from dropscribe.config.rulefiles import (
     parse_rule_file,
 )
 from dropscribe.core.errors import ConfigError
+from tests.support.blocking import finishes
 
 RULES = "asr-rules.yaml"
 T = TypeVar("T")
@@ -41,27 +40,6 @@ def problems(path: Path, root: Path, **options: bool) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         parse_rule_file(path, root, **options)
     return caught.value.messages
-
-
-def finishes(call: Callable[[], T], timeout: float = 5.0) -> T:
-    """What ``call`` returns or raises, failing the test if it blocks instead (a FIFO read would)."""
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(call())
-        except BaseException as exc:  # noqa: BLE001 - raised again in the test's thread
-            failure.append(exc)
-
-    # a daemon thread: one stuck for good does not keep the test run from ending
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    assert not worker.is_alive(), "the call blocked"
-    if failure:
-        raise failure[0]
-    return outcome[0]
 
 
 def effective(rules: EffectiveRules | RulesHeld) -> EffectiveRules:
