@@ -122,8 +122,9 @@ def test_context_file_swapped_for_a_link_never_sends_the_secret(
     try:
         for index in range(20):
             make_tone(team / f"r{index:02d}.wav", seconds=0.5, fmt="wav", freq=300 + 37 * index)
-        # while it flips, a file goes through whenever the harmless file is what was read
-        wait_for(lambda: len(list((layout.done / "team").glob("r*.txt"))) >= 15, timeout=60)
+        # while it flips, a file goes through whenever the harmless file is what was read; a few are
+        # enough to show requests were made during the race (how many depends on the machine's load)
+        wait_for(lambda: len(list((layout.done / "team").glob("r*.txt"))) >= 3, timeout=90)
     finally:
         stop.touch()
         flips = int(flipper.communicate(timeout=10)[0])

@@ -48,7 +48,8 @@ def test_unmounted_share_is_not_an_empty_folder(
         make_tone(share / "before.wav", seconds=1.0, fmt="wav")
         service = ServiceProcess(layout.config).wait_started()
         services.append(service)
-        wait_for(lambda: (layout.done / "before.txt").exists())
+        # the move is the last step: until then the service may hold the file open on the share
+        wait_for(lambda: service.saw("job_done"))
         subprocess.run(["umount", str(layout.inbox)], check=True)
         wait_for(lambda: service.saw("inbox_unavailable"), timeout=15)
         assert any("not mounted" in str(e.get("problem")) for e in service.events)

@@ -165,7 +165,8 @@ def _stop_on_sigint(stopping: threading.Event) -> Callable[[], None]:
         return lambda: None  # signal handlers can only be set from the main thread
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
+        # no stopping.set() here: the main thread may hold that event's lock right now (in wait()), and
+        # a handler that takes it would deadlock; the interrupt reaches transcribe_files, which sets it
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, on_sigint)

@@ -110,6 +110,7 @@ class Service:
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.reload_requested = False
+        self.stop_requested = False
         # one per process, not per pipeline: the same bytes must be recognized once across reloads too
         self.content_locks = ContentLocks()
         self.pipeline = self._make_pipeline()
@@ -167,13 +168,16 @@ class Service:
 
     # signals ------------------------------------------------------------------------------------
 
+    # A handler runs in the main thread between two bytecodes, possibly while that thread holds the
+    # lock inside ``wake.wait()``/``wake.clear()``; setting an Event from here could deadlock on it
+    # (it did, once in a few thousand SIGHUPs). So handlers only set plain flags; the loop looks at
+    # them at least every TICK_S.
+
     def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
-        self.stopping.set()
-        self.wake.set()
+        self.stop_requested = True
 
     def _on_reload(self, signum: int, _frame: FrameType | None) -> None:
         self.reload_requested = True
-        self.wake.set()
 
     def _event(self, inbox: str, path: str, is_directory: bool) -> None:
         """From the watcher's thread: the scanner looks at that path in the loop's next turn."""
@@ -204,6 +208,9 @@ class Service:
         last_report = 0.0
         first = True
         while not self.stopping.is_set():
+            if self.stop_requested:
+                self.stopping.set()  # from here on nothing new is sent (the pipeline checks it)
+                break
             now = time.monotonic()
             if self.reload_requested:
                 self._reload()
