@@ -404,6 +404,9 @@ class Service:
         self.finished_check_at[name] = now + max(2.0, min(inbox.rescan_s, 10.0))
         try:
             reopened = self.finished.check(self.journal, inbox, time.time())
+        except StateFullError as exc:
+            self._state_is_full(exc)
+            return
         except OSError as exc:
             log.warning("finished_check_failed", inbox=name, error=exc.strerror or str(exc))
             return
@@ -660,7 +663,10 @@ class Service:
         self._close_retired()
         self._restart_watcher()
         if self.paused is not None:
-            self._unpause("config reloaded")
+            try:
+                self._unpause("config reloaded")
+            except StateFullError as exc:
+                self._state_is_full(exc)
         log.info("config_reloaded", inboxes=[str(i.path) for i in settings.inboxes])
         systemd.notify("READY=1")
 
