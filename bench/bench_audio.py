@@ -110,9 +110,7 @@ def _measure(op: str, source_arg: str, work_arg: str) -> dict[str, Any]:
         else:
             raise SystemExit(f"unknown operation {op!r}")
         wall_s = time.perf_counter() - started
-    result.update(
-        wall_s=wall_s, speed_x=duration / wall_s, base_mib=base_mib, peak_mib=_peak_mib()
-    )
+    result.update(wall_s=wall_s, speed_x=duration / wall_s, base_mib=base_mib, peak_mib=_peak_mib())
     return result
 
 

@@ -34,8 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("-c", "--config", type=Path)
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
-    p.add_argument("--fresh", action="store_true",
-                   help="recognize again (and pay again) even if a result for the same content is stored")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="recognize again (and pay again) even if a result for the same content is stored",
+    )
 
     p = sub.add_parser("status", help="queue, in-flight, done, failed and pause state from the journal")
     p.add_argument("-c", "--config", type=Path, required=True)

@@ -124,9 +124,7 @@ def _tail(service: ServiceProcess, lines: int = 25) -> str:
     return "\n".join(line[:300] for line in service.lines[-lines:])
 
 
-@pytest.mark.parametrize(
-    ("mode", "point"), [pytest.param(m, p, id=f"{m.name}-{p}") for m, p in CASES]
-)
+@pytest.mark.parametrize(("mode", "point"), [pytest.param(m, p, id=f"{m.name}-{p}") for m, p in CASES])
 def test_crash_point_recovers(
     mode: Mode, point: str, tmp_path: Path, emulator: Emulator, services: list[ServiceProcess]
 ) -> None:

@@ -56,7 +56,9 @@ CASES: dict[str, tuple[str, Callable[[Path, Path], None], str]] = {
     "garbage": ("noise.wav", lambda p, s: p.write_bytes(os.urandom(200_000)), "not_audio"),
     # the head of real media cut short: told apart from garbage by its signature, so "truncated"
     "riff-header-only": (
-        "head.wav", lambda p, s: p.write_bytes(b"RIFF\x24\0\0\0WAVEfmt "), "truncated_audio"
+        "head.wav",
+        lambda p, s: p.write_bytes(b"RIFF\x24\0\0\0WAVEfmt "),
+        "truncated_audio",
     ),
     "truncated-flac": ("cut.flac", truncated("flac"), "truncated_audio"),
     "truncated-wav": ("cut.wav", truncated("wav"), "truncated_audio"),

@@ -89,9 +89,7 @@ def make_speechlike(
     if gaps is None:
         gaps = [(t - 0.5, t) for t in _frange(5.0, seconds, 5.0)]
     total = round(seconds * sample_rate)
-    bounds = sorted(
-        (max(0, round(a * sample_rate)), min(total, round(b * sample_rate))) for a, b in gaps
-    )
+    bounds = sorted((max(0, round(a * sample_rate)), min(total, round(b * sample_rate))) for a, b in gaps)
     wave = _Wave(sample_rate, channels)
 
     def pieces() -> Iterator[bytes]:
@@ -137,9 +135,7 @@ def espeak_available() -> bool:
     if shutil.which(ESPEAK) is None:
         return False
     try:
-        done = subprocess.run(
-            [ESPEAK, "--version"], capture_output=True, timeout=10, check=False
-        )
+        done = subprocess.run([ESPEAK, "--version"], capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0
@@ -214,9 +210,7 @@ class _Wave:
             left -= take
 
 
-def _encode(
-    path: Path, fmt: str, pcm: Iterable[bytes], sample_rate: int, channels: int
-) -> None:
+def _encode(path: Path, fmt: str, pcm: Iterable[bytes], sample_rate: int, channels: int) -> None:
     """Encode interleaved s16 ``pcm`` blocks into ``path`` as ``fmt``."""
     try:
         muxer, encoder = _ENCODINGS[fmt]

@@ -147,7 +147,10 @@ def _check_riff(source: BinaryIO | Path) -> None:
     riff_size = int.from_bytes(head[4:8], "little")
     offset = 12
     while offset + 8 <= len(head):
-        chunk_id, chunk_size = head[offset:offset + 4], int.from_bytes(head[offset + 4:offset + 8], "little")
+        chunk_id, chunk_size = (
+            head[offset : offset + 4],
+            int.from_bytes(head[offset + 4 : offset + 8], "little"),
+        )
         if chunk_id == b"data":
             if chunk_size not in _UNKNOWN_SIZES and offset + 8 + chunk_size > size:
                 raise InputRejectedError(
@@ -201,9 +204,7 @@ def probe(source: BinaryIO | Path) -> Probe:
     return info
 
 
-def measure_energy(
-    source: BinaryIO | Path, window_s: float = 0.1
-) -> tuple[list[float], float]:
+def measure_energy(source: BinaryIO | Path, window_s: float = 0.1) -> tuple[list[float], float]:
     """RMS energy of the 16 kHz mono signal per ``window_s`` window, and the decoded duration.
 
     Samples are scaled to full scale 1.0; the last window may be shorter than the others. Memory stays
@@ -232,9 +233,7 @@ def measure_energy(
         return energies, decoder.samples / SAMPLE_RATE
 
 
-def encode_chunks(
-    source: BinaryIO | Path, spans: Sequence[tuple[float, float]], out_dir: Path
-) -> list[Path]:
+def encode_chunks(source: BinaryIO | Path, spans: Sequence[tuple[float, float]], out_dir: Path) -> list[Path]:
     """Write each ``(start_s, end_s)`` span as ``chunk-NNNN.flac`` (16 kHz mono s16) in ``out_dir``.
 
     One sequential decode pass serves every span. Spans must be in order and must not overlap; audio
@@ -529,9 +528,7 @@ class _MonoDecoder:
                         # resampler and start a new one, keeping the timeline continuous.
                         if resampler is not None:
                             yield from self._drain(resampler, None)
-                        resampler = av.AudioResampler(
-                            format=self._format, layout="mono", rate=SAMPLE_RATE
-                        )
+                        resampler = av.AudioResampler(format=self._format, layout="mono", rate=SAMPLE_RATE)
                         source_shape = shape
                     yield from self._drain(resampler, frame)
             if resampler is not None:

@@ -25,7 +25,6 @@ from dropscribe.core.naming import pick_free_name, split_name
 _HASH_BLOCK = 1 << 20
 
 
-
 @dataclass(frozen=True)
 class Identity:
     """What we know of a file without reading it; a change in any field means new content."""
@@ -169,8 +168,10 @@ def remove_stale_temps(folder: Path) -> int:
     except OSError:
         return 0
     for entry in entries:
-        if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(".tmp") and entry.is_file(
-            follow_symlinks=False
+        if (
+            entry.name.startswith(TEMP_PREFIX)
+            and entry.name.endswith(".tmp")
+            and entry.is_file(follow_symlinks=False)
         ):
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
@@ -249,9 +250,7 @@ class Entry:
     mode: int
 
 
-def walk(
-    root: Path, *, recursive: bool, skip_dir: Callable[[Path], bool]
-) -> Iterator[Entry | OSError]:
+def walk(root: Path, *, recursive: bool, skip_dir: Callable[[Path], bool]) -> Iterator[Entry | OSError]:
     """Every non-directory below ``root`` with its lstat; folders we cannot read are yielded as errors.
 
     Symlinked folders are not entered (a link to ``/`` must not make us walk the machine).

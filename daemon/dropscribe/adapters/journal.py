@@ -384,9 +384,7 @@ class Journal:
             )
 
     def chunk_results(self, result_key: str) -> dict[int, dict[str, Any]]:
-        rows = self._query(
-            "SELECT chunk, result_json FROM chunk_results WHERE result_key=?", (result_key,)
-        )
+        rows = self._query("SELECT chunk, result_json FROM chunk_results WHERE result_key=?", (result_key,))
         return {r[0]: json.loads(r[1]) for r in rows}
 
     def store_chunk_result(self, result_key: str, chunk: int, result: dict[str, Any]) -> None:
@@ -423,9 +421,7 @@ class Journal:
         return [r[0] for r in rows]
 
     def task(self, result_key: str) -> tuple[str | None, float] | None:
-        rows = self._query(
-            "SELECT task_id, submitted_at FROM tasks WHERE result_key=?", (result_key,)
-        )
+        rows = self._query("SELECT task_id, submitted_at FROM tasks WHERE result_key=?", (result_key,))
         return (rows[0][0], rows[0][1]) if rows else None
 
     def task_submitting(self, result_key: str) -> None:
@@ -457,9 +453,7 @@ class Journal:
 
     def object_deleted(self, object_key: str) -> None:
         with self._tx() as db:
-            db.execute(
-                "UPDATE objects SET deleted_at=? WHERE object_key=?", (time.time(), object_key)
-            )
+            db.execute("UPDATE objects SET deleted_at=? WHERE object_key=?", (time.time(), object_key))
 
     def live_objects(self, prefix: str) -> list[str]:
         # a key range, not LIKE: SQLite's LIKE is case-insensitive and so cannot use the primary key,

@@ -536,8 +536,14 @@ class Pipeline:
         if exc.code in INCOMPLETE_CODES and may_grow:
             wait_s = changed_at + inbox.incomplete_wait_s - time.monotonic()
             if wait_s > 0:
-                log.info("job_waiting", job_id=job.id, relpath=job.relpath, code=exc.code,
-                         reason="looks unfinished, changed recently", retry_in_s=round(wait_s, 1))
+                log.info(
+                    "job_waiting",
+                    job_id=job.id,
+                    relpath=job.relpath,
+                    code=exc.code,
+                    reason="looks unfinished, changed recently",
+                    retry_in_s=round(wait_s, 1),
+                )
                 raise IncompleteError(exc.code, wait_s)
         return self.reject(job, inbox, rules, exc)
 
