@@ -18,8 +18,8 @@ from tests.support.audio import make_tone
 from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
 
 from dropscribe.config.model import InboxSettings, RuleSet
-from dropscribe.config.rulefiles import RuleCache
 from dropscribe.emulator import Emulator, EmulatorConfig, Fault
+from dropscribe.service.rule_cache import RuleCache
 from dropscribe.service.scanner import InboxScanner
 
 

@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from dropscribe.adapters.instance import AlreadyRunningError, InstanceLock
-    from dropscribe.config.load import load_settings
-    from dropscribe.service.runner import Service
+    from dropscribe.service.compose import compose
+    from dropscribe.service.runner import Service, install_signal_handlers
+    from dropscribe.service.settings_files import load_settings
 
     settings = load_settings(args.config, dict(os.environ))
     # taken before the Service opens the journal: two services on one journal would take the same
@@ -94,11 +95,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"dropscribe: {exc}; not starting a second one", file=sys.stderr)
         return EX_TEMPFAIL
     with lock:  # held for the life of the process; an os._exit or kill -9 drops it just the same
-        return Service(args.config, dict(os.environ)).run()
+        service = Service(compose(settings, dict(os.environ), config_path=args.config))
+        install_signal_handlers(service)
+        return service.run()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from dropscribe.config.load import check_config
+    from dropscribe.service.settings_files import check_config
 
     problems = check_config(args.config)
     if problems:
@@ -170,9 +173,9 @@ def _shown(text: str) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from dropscribe.adapters.instance import probe
-    from dropscribe.adapters.journal import Journal
     from dropscribe.adapters.statusfile import read_status
-    from dropscribe.config.load import load_settings
+    from dropscribe.service.compose import open_journal
+    from dropscribe.service.settings_files import load_settings
 
     settings = load_settings(args.config, dict(os.environ))
     if not settings.state.path.exists():
@@ -185,7 +188,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     own_report = meta is not None and live is not None and meta.get("pid") in (None, live.pid)
     if live is not None and not own_report:
         meta = None  # left by an earlier run: the one running now has not reported yet
-    journal = Journal(settings.state.path)
+    journal = open_journal(settings)
     try:
         now = time.time()
         counts = journal.counts()
@@ -281,8 +284,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from dropscribe.config.load import load_settings
     from dropscribe.service.retry import retry_failed
+    from dropscribe.service.settings_files import load_settings
 
     if not args.all and not args.paths:
         print("dropscribe retry: name files in a failed/ folder, or --all", file=sys.stderr)

@@ -12,9 +12,11 @@ import av
 import pytest
 
 from dropscribe.adapters import audio
+from dropscribe.adapters.audio import opening as audio_opening
 from dropscribe.adapters.files import open_input
 from dropscribe.core.chunking import plan_chunks
 from dropscribe.core.errors import InputRejectedError, ShareUnavailableError
+from dropscribe.core.formats import DASHSCOPE, Encoding
 from tests.support.audio import (
     FORMATS,
     espeak_available,
@@ -201,7 +203,7 @@ class TestHostileMedia:
         self.secret(tmp_path)
         playlist = tmp_path / "talk.mp3"
         playlist.write_text("ffconcat version 1.0\nfile 'other-tenant.wav'\n")
-        options = {guard: audio._input_options()[guard]}
+        options = {guard: audio_opening.input_options()[guard]}
 
         with playlist.open("rb") as handle, pytest.raises(av.FFmpegError):
             av.open(handle, container_options=options)
@@ -322,38 +324,41 @@ class TestSplitting:
         assert [out] == list(out.parent.iterdir())
 
 
-class TestSendability:
-    @staticmethod
-    def info(format_name: str, codec: str, has_video: bool = False) -> audio.Probe:
-        return audio.Probe(format_name, 60.0, True, has_video, codec, 16000, 1, 64000)
+class TestFormatPolicy:
+    """The adapters carry out core.formats: real files, probed and re-encoded as a policy says."""
 
-    def test_common_formats_go_as_they_are(self) -> None:
-        """MP3, M4A, WAV, Opus and friends need no re-encoding and get the right MIME type."""
-        cases = {
-            ("mp3", "mp3"): "audio/mpeg",
-            ("mov,mp4,m4a,3gp,3g2,mj2", "aac"): "audio/mp4",
-            ("wav", "pcm_s16le"): "audio/wav",
-            ("ogg", "opus"): "audio/ogg",
-            ("flac", "flac"): "audio/flac",
-            ("matroska,webm", "opus"): "audio/webm",
-            ("asf", "wmav2"): "audio/x-ms-wma",
-            ("amr", "amr_nb"): "audio/amr",
-        }
-        for (format_name, codec), mime in cases.items():
-            info = self.info(format_name, codec)
-            assert audio.is_sendable_as_is(info), format_name
-            assert mime == audio.mime_type(info)
+    def test_probed_files_are_judged_by_the_backend_policy(self, tmp_path: Path) -> None:
+        """What the probe reports feeds the named backend's policy; a backend without one is refused."""
+        m4a = audio.probe(make_tone(tmp_path / "a.m4a", seconds=1.0, fmt="m4a"))
+        assert audio.is_sendable_as_is(m4a)
+        assert audio.is_sendable_as_is(m4a, backend=DASHSCOPE)
+        assert audio.mime_type(m4a) == "audio/mp4"
+        with pytest.raises(ValueError, match="no format policy"):
+            audio.is_sendable_as_is(m4a, backend="nobody")
 
-    def test_video_containers_say_so(self) -> None:
-        """An MP4 with a picture is sent as video/mp4."""
-        assert audio.mime_type(self.info("mov,mp4,m4a,3gp,3g2,mj2", "aac", True)) == "video/mp4"
+    def test_transcode_follows_the_encoding_it_is_given(self, tmp_path: Path) -> None:
+        """Another backend's target (8 kHz WAV here) is what gets written, not FLAC."""
+        source = make_tone(tmp_path / "in.mp3", seconds=2.0, fmt="mp3", sample_rate=44100, channels=2)
+        wav = Encoding("wav", "pcm_s16le", 8000, "s16", "audio/wav", ".wav")
 
-    def test_other_formats_or_codecs_are_transcoded(self) -> None:
-        """Unlisted containers, and odd codecs in listed ones, are re-encoded first."""
-        for format_name, codec in [("caf", "alac"), ("wav", "pcm_f64le"), ("wav", "adpcm_ms"),
-                                   ("w64", "pcm_s16le"), ("mov,mp4,m4a,3gp,3g2,mj2", "alac")]:  # fmt: skip
-            assert not audio.is_sendable_as_is(self.info(format_name, codec)), (format_name, codec)
-        assert audio.mime_type(self.info("caf", "alac")) == "application/octet-stream"
+        out = audio.transcode(source, tmp_path / "whole.wav", wav)
+
+        info = audio.probe(out)
+        assert (info.format_name, info.codec) == ("wav", "pcm_s16le")
+        assert (info.sample_rate, info.channels) == (8000, 1)
+        assert info.duration_s == pytest.approx(2.0, abs=0.03)
+
+    def test_chunks_follow_the_encoding_they_are_given(self, tmp_path: Path) -> None:
+        """Chunk names take the encoding's suffix and the spans are cut at its sample rate."""
+        source = make_tone(tmp_path / "in.wav", seconds=4.0, fmt="wav")
+        wav = Encoding("wav", "pcm_s16le", 8000, "s16", "audio/wav", ".wav")
+
+        chunks = audio.encode_chunks(source, [(0.0, 1.5), (2.0, 4.0)], tmp_path / "out", wav)
+
+        assert [c.name for c in chunks] == ["chunk-0000.wav", "chunk-0001.wav"]
+        infos = [audio.probe(c) for c in chunks]
+        assert [(i.codec, i.sample_rate) for i in infos] == [("pcm_s16le", 8000)] * 2
+        assert [pytest.approx(i.duration_s, abs=0.001) for i in infos] == [1.5, 2.0]
 
 
 class FailingFile(io.BytesIO):

@@ -24,7 +24,13 @@ from dropscribe.adapters.dashscope import (
 )
 from dropscribe.adapters.ratelimit import RateLimiter
 from dropscribe.adapters.storage import DashScopeTempStorage, S3Storage
-from dropscribe.config.model import StorageSettings
+from dropscribe.core import recognition
+from dropscribe.core.dashscope_wire import (
+    MalformedResponseError,
+    parse_generation,
+    parse_task,
+    parse_transcription,
+)
 from dropscribe.core.errors import (
     AccountError,
     AsrUnavailableError,
@@ -33,7 +39,8 @@ from dropscribe.core.errors import (
     RemoteRejectedError,
     StorageUnavailableError,
 )
-from dropscribe.core.recognition import AsrOptions, Sentence, TaskState
+from dropscribe.core.ports.recognizer import Recognizer
+from dropscribe.core.recognition import AsrOptions, AsrResult, Sentence, TaskState
 from dropscribe.emulator import Emulator, EmulatorConfig, Fault, emulated_sentence, emulated_text
 from tests.support.audio import make_tone
 from tests.support.s3 import (  # noqa: F401  (fixtures are used by name)
@@ -44,6 +51,9 @@ from tests.support.s3 import (  # noqa: F401  (fixtures are used by name)
     fixture_s3_bucket,
 )
 from tests.support.service import API_KEY, wait_for
+
+# Checked by mypy: the client is what the pipeline's recognizer port asks for.
+_CLIENT_IS_A_RECOGNIZER: type[Recognizer] = DashScopeClient
 
 SYNC = "qwen3-asr-flash"
 FILETRANS = "qwen3-asr-flash-filetrans"
@@ -132,7 +142,10 @@ def all_text(exc: BaseException) -> str:
 
 class TestRecognize:
     def test_data_url(self, emulator: Emulator, client: DashScopeClient, audio: Audio) -> None:
-        """A data URL is transcribed; the body carries asr_options and the context as §2.2 says."""
+        """A data URL is transcribed; the body carries asr_options and the context.
+
+        As docs/dashscope.md, "Sync recognition", describes them.
+        """
         options = AsrOptions(language="en", enable_itn=True, context="Names: Ada Lovelace")
 
         result = client.recognize(SYNC, audio.data_url, options)
@@ -390,8 +403,13 @@ class TestRateLimiter:
     def test_spacing(self) -> None:
         """Six acquisitions at 600/min from three threads take at least five intervals."""
         limiter = RateLimiter(600)
+
+        def twice() -> None:
+            limiter.acquire()
+            limiter.acquire()
+
         started = time.monotonic()
-        run_in_threads(3, lambda: [limiter.acquire() for _ in range(2)])
+        run_in_threads(3, twice)
         assert time.monotonic() - started >= 0.49
 
     def test_zero_is_unlimited(self) -> None:
@@ -568,13 +586,10 @@ class TestFiletrans:
     ) -> None:
         """A presigned URL from the S3 store feeds a task, without the resolve header."""
         storage = S3Storage(
-            StorageSettings(
-                type="s3",
-                endpoint_url=s3_bucket.endpoint_url,
-                bucket=s3_bucket.bucket,
-                region=REGION,
-                addressing_style="path",
-            )
+            bucket=s3_bucket.bucket,
+            endpoint_url=s3_bucket.endpoint_url,
+            region=REGION,
+            addressing_style="path",
         )
         url = storage.put(
             f"{audio.sha256}/0.wav", io.BytesIO(audio.data), len(audio.data), "audio/wav", FILETRANS
@@ -651,6 +666,38 @@ class TestFiletrans:
 # ------------------------------------------------------------------------------------------------
 
 
+def transcribe_task(recognizer: Recognizer, file_url: str, timeout_s: float = 15.0) -> AsrResult:
+    """What the pipeline does with a recognizer, written against the port alone."""
+    task_id, _ = recognizer.submit_filetrans(FILETRANS, file_url, AsrOptions(), oss_resolve=True)
+    deadline = time.monotonic() + timeout_s
+    while not (state := recognizer.poll_task(task_id)).finished:
+        assert time.monotonic() < deadline, f"task still {state.status}"
+        time.sleep(0.1)
+    assert state.transcription_url, state
+    return recognizer.fetch_transcription(state.transcription_url)
+
+
+class TestRecognizerPort:
+    def test_client_serves_the_port(self, client: DashScopeClient, audio: Audio) -> None:
+        """Sync recognition and a whole task work through the port's methods alone."""
+        recognizer: Recognizer = client
+        url = client.upload_temp(FILETRANS, f"{audio.sha256}/0.wav", audio.data)
+
+        assert recognizer.recognize(SYNC, audio.data_url, AsrOptions()).text == audio.text
+        assert transcribe_task(recognizer, url).text == emulated_sentence(0, audio.sha256)
+
+    def test_expired_result_is_the_port_error(
+        self, emulator: Emulator, client: DashScopeClient, audio: Audio
+    ) -> None:
+        """The error the port promises for a gone result is core's, whatever module it is taken from."""
+        url = client.upload_temp(FILETRANS, f"{audio.sha256}/0.wav", audio.data)
+        emulator.add_fault(Fault(path="/_emulator/results/", status=404, code="NoSuchKey"))
+
+        with pytest.raises(recognition.ResultExpiredError):
+            transcribe_task(client, url)
+        assert ResultExpiredError is recognition.ResultExpiredError
+
+
 class TestPureParts:
     @pytest.mark.parametrize(
         ("url", "expected"),
@@ -681,7 +728,7 @@ class TestPureParts:
         assert len(redacted) <= 500
 
     def test_generation_body_shape(self) -> None:
-        """The body is exactly §2.2: system context first, then the audio, then parameters."""
+        """System context first, then the audio, then parameters (docs/dashscope.md, "Sync recognition")."""
         body = make_generation_body(SYNC, "oss://a/b.wav", AsrOptions(language="zh", context="术语"))
 
         assert body == {
@@ -697,6 +744,42 @@ class TestPureParts:
                 "asr_options": {"enable_itn": False, "language": "zh"},
             },
         }
+
+    def test_usage_in_audio_tokens_is_seconds(self) -> None:
+        """qwen-audio-asr bills in tokens, 25 per second; a boolean "seconds" counts as none."""
+        message = {"message": {"content": [{"text": "hi"}]}}
+        tokens = {"output": {"choices": [message]}, "usage": {"input_tokens_details": {"audio_tokens": 50}}}
+        garbage = {"output": {"choices": [message]}, "usage": {"seconds": True}}
+
+        assert parse_generation(tokens).usage_seconds == 2.0
+        assert parse_generation(garbage).usage_seconds == 0.0
+        assert parse_generation(tokens).text == "hi"
+
+    def test_task_answers(self) -> None:
+        """The list form of other model families is read; SUCCEEDED without a result URL is malformed."""
+        listed = {"output": {"task_status": "SUCCEEDED", "results": [{"transcription_url": "https://r/1"}]}}
+
+        assert parse_task("t-1", listed) == TaskState("t-1", "SUCCEEDED", transcription_url="https://r/1")
+        with pytest.raises(MalformedResponseError, match="transcription_url"):
+            parse_task("t-1", {"output": {"task_status": "SUCCEEDED"}})
+        with pytest.raises(MalformedResponseError):
+            parse_task("t-1", {"output": []})
+
+    def test_result_files(self) -> None:
+        """No transcript is an empty result; sentences are in seconds, with the commonest language."""
+        sentences = [
+            {"begin_time": 0, "end_time": 1500, "text": "Hello. ", "language": "en"},
+            {"begin_time": 1500, "end_time": 2000, "text": "Ja.", "language": "de"},
+            {"begin_time": 2000, "end_time": 2500, "text": "Yes.", "language": "en"},
+        ]
+
+        assert parse_transcription({"transcripts": []}) == AsrResult(text="")
+        result = parse_transcription({"transcripts": [{"sentences": sentences}]})
+        assert result.text == "Hello. Ja.Yes."
+        assert result.sentences[0] == Sentence(0.0, 1.5, "Hello. ")
+        assert result.language == "en"
+        with pytest.raises(MalformedResponseError):
+            parse_transcription({"transcripts": [{"sentences": [{"begin_time": 0, "text": "x"}]}]})
 
     @pytest.mark.parametrize("base_url", ["ftp://host/api/v1", "dashscope.aliyuncs.com", "https://h/api?k=v"])
     def test_bad_base_url(self, base_url: str) -> None:

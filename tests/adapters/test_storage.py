@@ -11,16 +11,12 @@ import boto3
 import httpx
 import pytest
 
-from dropscribe.adapters.dashscope import DashScopeClient
 from dropscribe.adapters.storage import (
     MAX_DATA_URL_BYTES,
-    DashScopeTempStorage,
     InlineStorage,
     PayloadTooLargeError,
     S3Storage,
-    make_storage,
 )
-from dropscribe.config.model import StorageSettings
 from dropscribe.core.errors import AccountError, ConfigError, StorageUnavailableError
 from tests.support.s3 import (  # noqa: F401  (fixtures are used by name)
     REGION,
@@ -35,23 +31,21 @@ AUDIO = bytes(range(256)) * 1000 + b"tail"
 KEY = f"{hashlib.sha256(AUDIO).hexdigest()}/0.flac"
 
 
-def s3_settings(target: S3Target, **overrides: object) -> StorageSettings:
-    values: dict[str, object] = {
-        "type": "s3",
-        "endpoint_url": target.endpoint_url,
-        "bucket": target.bucket,
-        "region": REGION,
-        "addressing_style": "path",
-        "presign_ttl_s": 600,
-        "prefix": "dropscribe/",
-    }
-    values.update(overrides)
-    return StorageSettings(**values)  # type: ignore[arg-type]
+def s3_store(target: S3Target, *, bucket: str | None = None, keep: bool = False) -> S3Storage:
+    return S3Storage(
+        bucket=bucket or target.bucket,
+        endpoint_url=target.endpoint_url,
+        region=REGION,
+        addressing_style="path",
+        presign_ttl_s=600,
+        prefix="dropscribe/",
+        keep=keep,
+    )
 
 
 @pytest.fixture
 def storage(s3_bucket: S3Target) -> Iterator[S3Storage]:
-    store = S3Storage(s3_settings(s3_bucket))
+    store = s3_store(s3_bucket)
     yield store
     store.close()
 
@@ -101,7 +95,7 @@ class TestS3Storage:
 
     def test_keep_leaves_the_object(self, s3_bucket: S3Target) -> None:
         """With keep: true, delete does nothing and the object stays for inspection."""
-        store = S3Storage(s3_settings(s3_bucket, keep=True))
+        store = s3_store(s3_bucket, keep=True)
         store.put(KEY, io.BytesIO(AUDIO), len(AUDIO), "audio/flac", "qwen3-asr-flash")
 
         store.delete(KEY)
@@ -117,7 +111,7 @@ class TestS3Storage:
     def test_endpoint_down_is_transient(self, aws_credentials: None) -> None:
         """An endpoint nobody answers on makes the upload wait, not fail the file."""
         target = S3Target(f"http://127.0.0.1:{unused_port()}", "some-bucket")
-        store = S3Storage(s3_settings(target))
+        store = s3_store(target)
 
         with pytest.raises(StorageUnavailableError):
             store.put(KEY, io.BytesIO(AUDIO), len(AUDIO), "audio/flac", "qwen3-asr-flash")
@@ -127,7 +121,7 @@ class TestS3Storage:
 
     def test_missing_bucket_pauses(self, s3_bucket: S3Target) -> None:
         """A bucket that does not exist is a configuration problem: AccountError pauses the queue."""
-        store = S3Storage(s3_settings(s3_bucket, bucket=s3_bucket.bucket + "-missing"))
+        store = s3_store(s3_bucket, bucket=s3_bucket.bucket + "-missing")
 
         with pytest.raises(AccountError) as caught:
             store.put(KEY, io.BytesIO(AUDIO), len(AUDIO), "audio/flac", "qwen3-asr-flash")
@@ -144,7 +138,7 @@ class TestS3Storage:
         monkeypatch.delenv("AWS_ACCESS_KEY_ID")
         monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
         monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        store = S3Storage(s3_settings(s3_bucket))
+        store = s3_store(s3_bucket)
 
         with pytest.raises(AccountError) as caught:
             store.put(KEY, io.BytesIO(AUDIO), len(AUDIO), "audio/flac", "qwen3-asr-flash")
@@ -208,22 +202,7 @@ class TestInlineStorage:
         store.close()
 
 
-class TestMakeStorage:
-    def test_kinds(self, s3_bucket: S3Target) -> None:
-        """storage.type picks the adapter."""
-        client = DashScopeClient("http://127.0.0.1:9/api/v1", "sk-test")
-        s3 = make_storage(s3_settings(s3_bucket), client)
-        try:
-            assert isinstance(make_storage(StorageSettings(type="inline"), client), InlineStorage)
-            assert isinstance(s3, S3Storage)
-            temp = make_storage(StorageSettings(type="dashscope"), client)
-            assert isinstance(temp, DashScopeTempStorage)
-            assert (temp.oss_resolve, temp.sync_only) == (True, False)
-        finally:
-            s3.close()
-            client.close()
-
-    def test_s3_needs_a_bucket(self) -> None:
-        """An s3 store without a bucket is a config error naming the key."""
-        with pytest.raises(ConfigError, match=r"storage\.bucket"):
-            S3Storage(StorageSettings(type="s3", endpoint_url="http://127.0.0.1:9"))
+def test_s3_needs_a_bucket() -> None:
+    """An s3 store without a bucket is a config error naming the key."""
+    with pytest.raises(ConfigError, match=r"storage\.bucket"):
+        S3Storage(bucket=None, endpoint_url="http://127.0.0.1:9")

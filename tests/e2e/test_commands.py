@@ -83,7 +83,10 @@ def test_status_and_retry(layout: Layout, emulator: Emulator, services: list[Ser
     services.append(service)
 
     def counts() -> dict[str, int]:
-        return json.loads(dropscribe("status", "-c", str(layout.config), "--json").stdout)["counts"]
+        counted: dict[str, int] = json.loads(dropscribe("status", "-c", str(layout.config), "--json").stdout)[
+            "counts"
+        ]
+        return counted
 
     wait_for(lambda: counts() == {"done": 1, "failed": 1})
     report = json.loads(dropscribe("status", "-c", str(layout.config), "--json").stdout)

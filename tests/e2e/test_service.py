@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ from tests.support.audio import espeak_available, make_speech, make_tone, sha256
 from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
 
 
-def recognitions(emulator: Emulator) -> list[dict]:
+def recognitions(emulator: Emulator) -> list[dict[str, Any]]:
     return [r for r in emulator.requests() if "generation" in r["path"] and r["status"] == 200]
 
 
@@ -104,7 +105,8 @@ def test_text_renamed_to_mp3_fails_with_a_reason(
     """A file that is not audio lands in failed/ with an error report; nothing is sent."""
     (layout.inbox / "notes.mp3").write_text("this is not audio at all\n" * 50)
     start(layout, services)
-    wait_for(lambda: (layout.failed / "notes.error.json").exists())
+    # the report is written first and the recording moved after it: wait for both
+    wait_for(lambda: (layout.failed / "notes.mp3").exists())
     report = json.loads((layout.failed / "notes.error.json").read_text())
     assert report["code"] == "not_audio"
     assert report["retryable"] is False
@@ -121,7 +123,7 @@ def test_symlink_to_a_secret_is_refused(
     secret = make_tone(tmp_path / "secret.wav", seconds=1.0, fmt="wav")
     os.symlink(secret, layout.inbox / "innocent.wav")
     start(layout, services)
-    wait_for(lambda: (layout.failed / "innocent.error.json").exists())
+    wait_for(lambda: os.path.islink(layout.failed / "innocent.wav"))
     assert json.loads((layout.failed / "innocent.error.json").read_text())["code"] == "symlink"
     assert os.path.islink(layout.failed / "innocent.wav")
     assert emulator.requests() == []
@@ -141,7 +143,8 @@ def test_rule_files_cascade_into_the_request(
     make_tone(layout.inbox / "a.wav", seconds=1.0, fmt="wav")
     make_tone(sub / "b.wav", seconds=1.0, fmt="wav", freq=300)
     start(layout, services)
-    wait_for(lambda: len(layout.done_files()) == 8)
+    # a move links the file into done/ before it unlinks the source: wait for both ends
+    wait_for(lambda: len(layout.done_files()) == 8 and not (sub / "b.wav").exists())
     sent = {r["audio_sha256"]: r for r in recognitions(emulator)}
     a = sent[sha256_file(layout.done / "a.wav")]
     b = sent[sha256_file(layout.done / "china" / "b.wav")]

@@ -65,7 +65,7 @@ def sync_body(
     asr_options: dict[str, Any] | None = None,
     **parameters: Any,
 ) -> dict[str, Any]:
-    """A generation request body shaped like the official SDK's (§7)."""
+    """A generation request body shaped like the official SDK's (docs/dashscope.md, "SDK wire behaviour")."""
     messages: list[dict[str, Any]] = []
     if context is not None:
         messages.append({"role": "system", "content": [{"text": context}]})

@@ -1,10 +1,13 @@
-"""File transcription (§4): submit, the task clock, the result file, cancel."""
+"""File transcription: submit, the task clock, the result file, cancel.
+
+See docs/dashscope.md, "File transcription".
+"""
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -29,9 +32,21 @@ def wav12() -> bytes:
     return sine(12.0, rate=8000)
 
 
+# The task clock starts before the submit fetches and probes the audio, so on a loaded machine a
+# short run time can pass PENDING before the reply arrives; tests that must see PENDING use this.
+SLOW_TASK_S = 1.5
+
+
+@pytest.fixture
+def slow_client(start_emulator: Callable[..., Emulator]) -> Iterator[httpx.Client]:
+    with api_client(start_emulator(task_run_s=SLOW_TASK_S)) as http:
+        yield http
+
+
 def test_task_runs_to_success_and_the_result_describes_the_file(
-    client: httpx.Client, file_server: FileServer, wav12: bytes
+    slow_client: httpx.Client, file_server: FileServer, wav12: bytes
 ) -> None:
+    client = slow_client
     task_id = submit_task(
         client, file_server.put("/meeting.wav", wav12), channel_id=[0], language="zh", enable_words=True
     )
@@ -126,7 +141,7 @@ def test_task_stuck_fault(
 def test_cancel_only_while_pending(
     start_emulator: Callable[..., Emulator], file_server: FileServer, wav2: bytes
 ) -> None:
-    emulator = start_emulator(task_run_s=0.4)
+    emulator = start_emulator(task_run_s=SLOW_TASK_S)
     url = file_server.put("/a.wav", wav2)
     with api_client(emulator) as http:
         pending = submit_task(http, url)

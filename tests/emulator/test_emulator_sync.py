@@ -75,7 +75,10 @@ class TestSuccess:
             assert reply.status_code == 200, model
 
     def test_qwen_audio_asr_reports_token_usage(self, client: httpx.Client, wav2: bytes) -> None:
-        """qwen-audio-asr meters 25 tokens per audio second instead of seconds (§2.6)."""
+        """qwen-audio-asr meters 25 tokens per audio second instead of seconds.
+
+        See docs/dashscope.md, "qwen-audio-asr".
+        """
         reply = client.post(GENERATION, json=sync_body(data_url(wav2), model="qwen-audio-asr"))
 
         usage = reply.json()["usage"]

@@ -1,4 +1,7 @@
-"""Temporary upload (§6): certificate, OSS PostObject, and the oss:// URL it yields."""
+"""Temporary upload: certificate, OSS PostObject, and the oss:// URL it yields.
+
+See docs/dashscope.md, "Temporary upload".
+"""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,17 +64,18 @@ def fill(folder: Path) -> Path:
     return filler
 
 
-def events(service: ServiceProcess, name: str) -> list[dict]:
+def events(service: ServiceProcess, name: str) -> list[dict[str, Any]]:
     return [e for e in list(service.events) if e.get("event") == name]
 
 
-def status_json(layout: Layout) -> dict:
+def status_json(layout: Layout) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "dropscribe", "status", "-c", str(layout.config), "--json"],
         capture_output=True, text=True, check=False, env={**os.environ, "DASHSCOPE_API_KEY": API_KEY},
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    status: dict[str, Any] = json.loads(out.stdout)
+    return status
 
 
 def start(layout: Layout, services: list[ServiceProcess]) -> ServiceProcess:

@@ -8,6 +8,7 @@ import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from dropscribe.emulator import Emulator
 from tests.support.audio import make_tone, make_video_without_audio, sha256_file
@@ -46,7 +47,7 @@ def sparse_10_gb(path: Path, scratch: Path) -> None:
         out.truncate(10 * 1024**3)
 
 
-CASES: dict[str, tuple[str, Callable[[Path, Path], None], str]] = {
+CASES: dict[str, tuple[str, Callable[[Path, Path], object], str]] = {
     "symlink": ("link.wav", symlink_to_secret, "symlink"),
     "hard-link": ("hard.wav", hardlink_to_secret, "hard_link"),
     "fifo": ("pipe.wav", fifo, "not_regular_file"),
@@ -87,7 +88,7 @@ def test_every_hostile_input_fails_safely(
     service = ServiceProcess(layout.config).wait_started()
     services.append(service)
 
-    def reports() -> dict[str, dict]:
+    def reports() -> dict[str, dict[str, Any]]:
         found = {}
         for case, (name, _make, _code) in CASES.items():
             report = layout.failed / case / (name.rsplit(".", 1)[0] + ".error.json")
@@ -127,7 +128,7 @@ def test_odd_names_are_transcribed_and_logged_escaped(
 ) -> None:
     """Recordings with odd names are still recordings: transcribed, and their names never forge a log line."""
     inbox = os.fsencode(layout.inbox)
-    names = {}
+    names: dict[str, str] = {}
     for case, name in ODD_NAMES.items():
         raw = name.encode("latin-1") if case == "latin1" else name.encode()
         make_tone(Path(os.fsdecode(inbox + b"/" + raw)), seconds=1.0, fmt="wav", freq=300 + len(names) * 50)

@@ -260,7 +260,8 @@ def test_change_while_in_flight_is_redone_with_the_final_content(
 # R6's other half: the writer goes idle mid-file for longer than settle_s and the service finishes the
 # head before the rest arrives, so there is no change to detect while the file is in its hands. Only
 # a content check can tell, and only for containers that state their own length (WAV, FLAC, MP4); such
-# a young file is put back to wait (incomplete_wait_s), not finished or failed (R6, reliability.md §4).
+# a young file is put back to wait (incomplete_wait_s), not finished or failed (R6; README.md, "Writers
+# that pause").
 _LONG_HOLD_S = 4.0
 _TRUNCATED = [
     pytest.param("wav", 2 / 3, id="wav-head"),

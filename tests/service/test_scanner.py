@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dropscribe.config.model import InboxSettings, RuleSet
-from dropscribe.config.rulefiles import RuleCache
+from dropscribe.service.rule_cache import RuleCache
 from dropscribe.service.scanner import InboxScanner
 
 SETTLE = 5.0

@@ -1,9 +1,10 @@
 """Writers that copy a recording into a watched folder the way real transfers do: slowly, in pieces.
 
 Each writer copies ``src`` to ``dst`` in chunks with pauses, the way one kind of client fills a
-drop folder (see ``docs/reliability.md`` §4, "Temp names a watcher must ignore"), and returns the
-SHA-256 of the bytes it left under ``dst``. Writers are plain blocking functions; run several at once
-with :func:`run_transfers`, which also records when each one started and finished.
+drop folder (the transfer temp names the scanner ignores are listed in README.md, "How a file
+travels"), and returns the SHA-256 of the bytes it left under ``dst``. Writers are plain blocking
+functions; run several at once with :func:`run_transfers`, which also records when each one started
+and finished.
 
 Every writer takes ``marks``: a list that receives the ``time.monotonic()`` of each change it makes
 that a ``stat`` can see (create, write, truncate, rename, utime; not fsync or close, which change

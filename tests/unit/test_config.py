@@ -10,19 +10,28 @@ from pathlib import Path
 
 import pytest
 
-from dropscribe.config.load import check_config, load_settings, resolve_api_key
+from dropscribe.config.kinds import ContextReader, FileBytes, InvalidValueError
 from dropscribe.config.model import (
-    BUILTIN_RULES,
     DashScopeSettings,
     InboxSettings,
     LoggingSettings,
     MetricsSettings,
-    RuleSet,
+    Settings,
     StateSettings,
     StorageSettings,
 )
+from dropscribe.config.rulefiles import parse_rule_file_bytes
 from dropscribe.config.schema import RULE_KEYS, SECTIONS, render_reference, section
+from dropscribe.config.validate import build_settings
+from dropscribe.config.yamlsrc import Problems, parse_yaml
 from dropscribe.core.errors import ConfigError
+from dropscribe.core.ruleset import BUILTIN_RULES, RuleSet
+from dropscribe.service.settings_files import (
+    check_config,
+    load_settings,
+    parse_rule_file,
+    resolve_api_key,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -529,8 +538,6 @@ class TestExampleAndSchema:
 
     def test_example_rule_file_parses(self, tmp_path: Path) -> None:
         """docs/asr-rules.example.yaml is a valid rule file."""
-        from dropscribe.config.rulefiles import parse_rule_file
-
         (tmp_path / "asr-rules.yaml").write_bytes((REPO / "docs/asr-rules.example.yaml").read_bytes())
 
         rules = parse_rule_file(tmp_path / "asr-rules.yaml", tmp_path)
@@ -681,3 +688,126 @@ class TestCheckListsEveryProblemAtOnce:
         assert f"{path}: 2 problem(s)" in done.stderr
         assert "dashscope.modle: unknown key (did you mean model?)" in done.stderr
         assert f"inboxes[0].path: {tmp_path}/inbox is not an existing folder" in done.stderr
+
+
+class TestParsingWithoutFiles:
+    """``dropscribe.config`` works on text and bytes; files it needs are read by the reader it is given."""
+
+    SOURCE = Path("/nowhere/config.yaml")
+    INBOX = Path("/nowhere/inbox")
+
+    @staticmethod
+    def reader(files: dict[Path, bytes], calls: list[tuple[Path, Path | None]]) -> ContextReader:
+        def read(path: Path, confine_to: Path | None) -> FileBytes:
+            calls.append((path, confine_to))
+            if path not in files:
+                raise InvalidValueError(f"{path} does not exist")
+            return FileBytes(files[path], (1, len(files[path]), 7, 1))
+
+        return read
+
+    def build(self, text: str, read_context: ContextReader) -> tuple[Settings | None, list[str]]:
+        problems = Problems(self.SOURCE)
+        root = parse_yaml(textwrap.dedent(text).lstrip("\n"), problems)
+        settings, _ = build_settings(
+            root, source=self.SOURCE, env={}, problems=problems, read_context=read_context
+        )
+        return settings, problems.messages()
+
+    def test_context_file_text_comes_from_the_reader(self) -> None:
+        """A context_file is resolved beside the config and its text, from the reader, becomes context."""
+        calls: list[tuple[Path, Path | None]] = []
+        glossary = Path("/nowhere/glossary.txt")
+        read = self.reader({glossary: "\ufeffDropscribe, Qwen\n".encode()}, calls)
+
+        settings, messages = self.build(
+            """
+            defaults:
+              context_file: glossary.txt
+            inboxes:
+              - path: inbox
+            """,
+            read,
+        )
+
+        assert messages == []
+        assert settings is not None
+        assert (settings.defaults.context, settings.defaults.context_file) == ("Dropscribe, Qwen", glossary)
+        assert calls == [(glossary, None)]  # the service config's context file is not confined
+
+    def test_reader_refusal_is_a_problem_at_the_key_line(self) -> None:
+        """What the reader says against a file is reported like any other value problem."""
+        settings, messages = self.build(
+            """
+            inboxes:
+              - path: inbox
+                context_file: missing.txt
+            """,
+            self.reader({}, []),
+        )
+
+        assert settings is None
+        assert messages == [f"{self.SOURCE}:3: inboxes[0].context_file: /nowhere/missing.txt does not exist"]
+
+    def test_rule_file_bytes_read_context_confined_to_the_inbox(self) -> None:
+        """A rule file's context file is asked for inside its inbox, and its signature kept."""
+        calls: list[tuple[Path, Path | None]] = []
+        rule_file = self.INBOX / "team" / "asr-rules.yaml"
+        terms = self.INBOX / "terms.txt"
+        read = self.reader({terms: b"Kubernetes"}, calls)
+
+        parsed = parse_rule_file_bytes(
+            b"language: en\ncontext_file: ../terms.txt\n",
+            rule_file,
+            self.INBOX,
+            Problems(rule_file),
+            read_context=read,
+            filetrans_available=False,
+        )
+
+        assert parsed.messages == []
+        assert (parsed.rules.language, parsed.rules.context) == ("en", "Kubernetes")
+        assert (parsed.context_file, parsed.context_signature) == (terms, (1, 10, 7, 1))
+        assert calls == [(terms, self.INBOX)]
+
+    @pytest.mark.parametrize(
+        ("written", "message"),
+        [
+            ("/etc/passwd", "must be a path relative to this rule file"),
+            ("../../outside.txt", "must stay inside the inbox"),
+        ],
+    )
+    def test_rule_file_context_outside_the_inbox_is_never_asked_for(self, written: str, message: str) -> None:
+        """A context file that would leave the inbox is refused before any read; the name is still kept."""
+        calls: list[tuple[Path, Path | None]] = []
+        rule_file = self.INBOX / "team" / "asr-rules.yaml"
+
+        parsed = parse_rule_file_bytes(
+            f"context_file: {written}\n".encode(),
+            rule_file,
+            self.INBOX,
+            Problems(rule_file),
+            read_context=self.reader({}, calls),
+            filetrans_available=True,
+        )
+
+        assert calls == []
+        assert len(parsed.messages) == 1
+        assert parsed.messages[0].startswith(f"{rule_file}:1: context_file: {message}")
+        assert parsed.context_file is not None
+
+    def test_unusable_rule_file_bytes_set_nothing(self) -> None:
+        """Bytes that are not a mapping of rule keys give an empty rule set and say why."""
+        rule_file = self.INBOX / "asr-rules.yaml"
+
+        parsed = parse_rule_file_bytes(
+            b"- a list\n",
+            rule_file,
+            self.INBOX,
+            Problems(rule_file),
+            read_context=self.reader({}, []),
+            filetrans_available=True,
+        )
+
+        assert parsed.rules == RuleSet()
+        assert parsed.messages[0].startswith(f"{rule_file}:1: must be a mapping of rule keys")

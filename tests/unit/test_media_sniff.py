@@ -15,8 +15,8 @@ from pathlib import Path
 import av
 import pytest
 
-from dropscribe.core import media_sniff
-from dropscribe.core.media_sniff import (
+from dropscribe.core import media as media_sniff
+from dropscribe.core.media import (
     HEAD_BYTES,
     head_looks_unwritten,
     media_kind,

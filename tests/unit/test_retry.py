@@ -1,4 +1,4 @@
-"""The retry policy of docs/dashscope-api.md §3.2/§11, as plain data in and out."""
+"""The retry policy (docs/dashscope.md, "Errors" and "Client behaviour"), as plain data in and out."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ CLASSIFY_CASES = [
 class TestClassify:
     @pytest.mark.parametrize(("status", "code", "message", "expected"), CLASSIFY_CASES)
     def test_verdict(self, status: int | None, code: str | None, message: str, expected: Verdict) -> None:
-        """Each documented (status, code, message) maps to the verdict §11 asks for."""
+        """Each documented (status, code, message) maps to its verdict (docs/dashscope.md, "Errors")."""
         assert expected == classify(status, code, message)
 
     def test_code_wins_over_status(self) -> None:

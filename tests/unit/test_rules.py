@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from dropscribe.config.model import BUILTIN_RULES, EffectiveRules, RuleSet
 from dropscribe.core.rules import (
     approx_tokens,
     effective_rules,
     is_known_model,
     needs_fetchable_url,
 )
+from dropscribe.core.ruleset import BUILTIN_RULES, EffectiveRules, RuleSet
 
 
 class TestEffectiveRules:

@@ -37,14 +37,18 @@ def render(snapshot: Snapshot) -> str:
 
 
 class MetricsServer:
-    def __init__(self, listen: str, snapshot: Callable[[], Snapshot]) -> None:
+    """Bound when built, served once started: the numbers come from whoever starts it."""
+
+    def __init__(self, listen: str, snapshot: Callable[[], Snapshot] | None = None) -> None:
         host, _, port = listen.rpartition(":")
         host = host.strip("[]") or "0.0.0.0"
-        source = snapshot
+        server = self
+        self._source = snapshot
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                snap = source()
+                source = server._source
+                snap = source() if source is not None else Snapshot(problems=("starting",))
                 if self.path.split("?")[0] == "/metrics":
                     self._reply(200, render(snap), "text/plain; version=0.0.4")
                 elif self.path.split("?")[0] == "/healthz":
@@ -67,14 +71,22 @@ class MetricsServer:
         self._server = ThreadingHTTPServer((host, int(port)), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+        self._stopped = False
 
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    def start(self) -> None:
+    def start(self, snapshot: Callable[[], Snapshot] | None = None) -> None:
+        if snapshot is not None:
+            self._source = snapshot
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        """Idempotent; a server that was bound but never started is only closed."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._thread.is_alive():  # shutdown() would wait forever for a loop that never ran
+            self._server.shutdown()
         self._server.server_close()

@@ -1,6 +1,6 @@
 """Looking at an open input's head and tail: is it media at all, and did its transfer finish?
 
-The decisions live in :mod:`dropscribe.core.media_sniff`; this module only reads for them, with
+The decisions live in :mod:`dropscribe.core.media`; this module only reads for them, with
 ``os.pread`` on the descriptor: the file position the caller relies on is never moved, and only the
 windows the checks ask for are read (a few hundred KiB whatever the file size).
 """
@@ -11,13 +11,13 @@ import os
 from typing import BinaryIO
 
 from dropscribe.core.errors import ShareUnavailableError
-from dropscribe.core.media_sniff import HEAD_BYTES, head_looks_unwritten, media_kind, tail_looks_cut
+from dropscribe.core.media import HEAD_BYTES, head_looks_unwritten, media_kind, tail_looks_cut
 
 
 def look(handle: BinaryIO) -> tuple[str | None, str | None]:
     """``(kind, unfinished)`` for an open regular file.
 
-    ``kind`` is the media kind its head announces (see :data:`dropscribe.core.media_sniff.KINDS`), or
+    ``kind`` is the media kind its head announces (see :data:`dropscribe.core.media.KINDS`), or
     None when no known media signature is there. ``unfinished`` is a short reason when the file looks
     like a transfer that has not completed (its tail cut, or its head still nothing but reserved zero
     bytes), else None. A file with neither is garbage: waiting will not make it media.

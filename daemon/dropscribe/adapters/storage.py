@@ -1,5 +1,6 @@
 """How audio reaches the API: inline as a data URL, through an S3-compatible bucket, or through
-DashScope's temporary ``oss://`` storage (``storage.type`` in the config).
+DashScope's temporary ``oss://`` storage. Which one, and with what values, the service decides from
+``storage`` in the config.
 
 Every store takes a key chosen by the caller from the content (``<sha256>/<chunk-index>.flac``),
 never from a user's file name, and returns the string to hand to the API.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import boto3
 import boto3.exceptions
@@ -20,8 +21,8 @@ import structlog
 from boto3.s3.transfer import TransferConfig
 
 from dropscribe.adapters.dashscope import DashScopeClient, is_safe_object_name
-from dropscribe.config.model import StorageSettings
 from dropscribe.core.errors import AccountError, ConfigError, StorageUnavailableError
+from dropscribe.core.ports.storage import Storage  # re-exported: the port these stores satisfy
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -33,36 +34,14 @@ __all__ = [
     "PayloadTooLargeError",
     "S3Storage",
     "Storage",
-    "make_storage",
 ]
 
-# The sync API takes at most 10 MB per request, counted on the encoded data URL (§2.3). Decimal
-# megabytes: if the service meant MiB we lose 5 % of headroom, the other way round we lose files.
+# The sync API takes at most 10 MB per request, counted on the encoded data URL (docs/dashscope.md,
+# "Sync recognition"). Decimal megabytes: if the service meant MiB we lose 5 % of headroom, the other
+# way round we lose files.
 MAX_DATA_URL_BYTES = 10_000_000
 
 _log = structlog.get_logger(__name__)
-
-
-class Storage(Protocol):
-    """Where audio is put so that the API can read it."""
-
-    oss_resolve: bool  # the API call needs X-DashScope-OssResourceResolve (temporary oss:// URLs)
-    sync_only: bool  # the string put() returns cannot feed file-transcription tasks
-
-    def put(self, key: str, data: BinaryIO, size: int, content_type: str, model: str) -> str:
-        """Store ``size`` bytes read from ``data`` under ``key``; return what the API should read.
-
-        ``model`` is the model that will read it (temporary storage binds objects to one model).
-        """
-        ...
-
-    def delete(self, key: str) -> None:
-        """Remove what ``put`` stored, once its result is safe; a no-op where nothing can be removed."""
-        ...
-
-    def close(self) -> None:
-        """Release connections."""
-        ...
 
 
 def _check_key(key: str) -> None:
@@ -174,16 +153,26 @@ class S3Storage:
     oss_resolve = False
     sync_only = False
 
-    def __init__(self, settings: StorageSettings) -> None:
-        if not settings.bucket:
+    def __init__(
+        self,
+        *,
+        bucket: str | None,
+        endpoint_url: str | None = None,
+        prefix: str = "dropscribe/",
+        region: str | None = None,
+        addressing_style: Literal["auto", "virtual", "path"] = "auto",
+        presign_ttl_s: int = 86400,
+        keep: bool = False,
+    ) -> None:
+        if not bucket:
             raise ConfigError(["storage.bucket: required when storage.type is s3"])
-        self.bucket = settings.bucket
-        self.prefix = settings.prefix
-        self.presign_ttl_s = settings.presign_ttl_s
-        self.keep = settings.keep
+        self.bucket = bucket
+        self.prefix = prefix
+        self.presign_ttl_s = presign_ttl_s
+        self.keep = keep
         config = botocore.config.Config(
             signature_version="s3v4",
-            s3={"addressing_style": settings.addressing_style},
+            s3={"addressing_style": addressing_style},
             connect_timeout=10,
             read_timeout=120,
             # botocore's own retries only smooth over a dropped pooled connection; the service
@@ -196,8 +185,8 @@ class S3Storage:
         )
         self._client: S3Client = boto3.session.Session().client(
             "s3",
-            endpoint_url=settings.endpoint_url,
-            region_name=settings.region,
+            endpoint_url=endpoint_url,
+            region_name=region,
             config=config,
         )
         self._transfer = TransferConfig(max_concurrency=4)
@@ -254,14 +243,16 @@ class S3Storage:
 
 
 class DashScopeTempStorage:
-    """DashScope's own temporary storage (§6): ``oss://`` URLs, 48 h, bound to one model.
+    """DashScope's own temporary storage (docs/dashscope.md, "Temporary upload"): ``oss://`` URLs,
+    48 h, bound to one model.
 
     For development: the service documents it as Beijing-only, 100 QPS, not for production. Its
     objects cannot be deleted; they expire by themselves.
     """
 
     oss_resolve = True
-    # filetrans tasks read oss:// URLs too when the resolve header is sent (§4.1, community-verified)
+    # filetrans tasks read oss:// URLs too when the resolve header is sent (docs/dashscope.md,
+    # "File transcription"; community-verified)
     sync_only = False
 
     def __init__(self, client: DashScopeClient) -> None:
@@ -282,12 +273,3 @@ class DashScopeTempStorage:
 
     def close(self) -> None:
         """The client belongs to the caller, who closes it."""
-
-
-def make_storage(settings: StorageSettings, client: DashScopeClient) -> Storage:
-    """The store ``settings.type`` names."""
-    if settings.type == "s3":
-        return S3Storage(settings)
-    if settings.type == "dashscope":
-        return DashScopeTempStorage(client)
-    return InlineStorage()

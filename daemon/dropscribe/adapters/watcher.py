@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import structlog
 from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
@@ -26,9 +27,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from dropscribe.logs import get_logger
-
-log = get_logger()
+_log = structlog.get_logger(__name__)
 
 NETWORK_FILESYSTEMS = {
     "nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph", "glusterfs",
@@ -117,7 +116,7 @@ class Watcher:
                 watched += 1
             except OSError as exc:
                 # e.g. the inotify watch limit, or the share is not mounted yet: rescans still run
-                log.warning("watch_unavailable", inbox=str(root), error=exc.strerror or str(exc))
+                _log.warning("watch_unavailable", inbox=str(root), error=exc.strerror or str(exc))
         if watched:
             observer.daemon = True
             observer.start()

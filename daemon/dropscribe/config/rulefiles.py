@@ -1,108 +1,61 @@
-"""Per-folder rule files (``asr-rules.yaml``): reading them, and keeping them current while running.
+"""Per-folder rule files (``asr-rules.yaml``): from a rule file's bytes to the rule set it writes.
 
-A rule file that cannot be used holds the files below it: they wait, nothing fails, and the reason is
-written beside it in ``asr-rules.yaml.error.txt`` for whoever can see the share but not the logs.
+Reading the file from the share, and keeping the rules current while the service runs, are the
+service's (``dropscribe.service.settings_files`` and ``dropscribe.service.rule_cache``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path, PurePath, PurePosixPath
-from typing import Literal
+from dataclasses import dataclass
+from pathlib import Path
 
-from dropscribe.adapters.beneath import RefusedError, open_beneath
-from dropscribe.adapters.files import atomic_write
-from dropscribe.config.model import DashScopeSettings, EffectiveRules, InboxSettings, RuleSet, Settings
-from dropscribe.config.schema import (
-    RULE_KEYS,
-    ContextSource,
-    ConvertContext,
-    FileSignature,
-    file_signature,
-    resolve_path,
-)
+from dropscribe.config.context import ContextSource
+from dropscribe.config.kinds import ContextReader, ConvertContext, FileSignature, resolve_path
+from dropscribe.config.schema import RULE_KEYS
 from dropscribe.config.validate import check_fetchable, convert_mapping, make_rule_set
-from dropscribe.config.yamlsrc import Node, Problems, YamlMap, YamlScalar, parse_yaml_bytes, shown
-from dropscribe.core.errors import ConfigError, ShareUnavailableError, TransientError
-from dropscribe.core.naming import is_ignored_dir
-from dropscribe.core.rules import effective_rules
-
-# errnos that mean the share itself is away (unmounted, stale, server down), not this one file
-_SHARE_GONE = frozenset(
-    {
-        errno.EIO,
-        errno.ESTALE,
-        errno.ENOTCONN,
-        errno.ETIMEDOUT,
-        errno.EHOSTDOWN,
-        errno.EHOSTUNREACH,
-        errno.ENODEV,
-    }
-)
-# A rule file is a handful of keys; anything this large is not one, and is not worth parsing.
-MAX_RULE_FILE_BYTES = 256 * 1024
-ERROR_SUFFIX = ".error.txt"
+from dropscribe.config.yamlsrc import Problems, YamlMap, YamlScalar, parse_yaml_bytes, shown
+from dropscribe.core.ruleset import RuleSet
 
 
 @dataclass(frozen=True)
-class RulesHeld:
-    """An invalid rule file on the way to a folder: that folder's files wait until it is fixed."""
+class ParsedRuleFile:
+    """A rule file as understood: its rules, its problems (none when usable), and its context file."""
 
-    rule_file: Path
-    messages: list[str]
-
-
-@dataclass(frozen=True)
-class RuleFileEvent:
-    """A rule file was read (``loaded`` or ``invalid``) or has gone (``removed``); log it once."""
-
-    rule_file: Path
-    status: Literal["loaded", "invalid", "removed"]
-    messages: tuple[str, ...] = ()
-
-
-def error_file_for(rule_file: Path) -> Path:
-    """Where the problems of ``rule_file`` are written for the people who use the share."""
-    return rule_file.with_name(rule_file.name + ERROR_SUFFIX)
-
-
-@dataclass(frozen=True)
-class _Parsed:
     rules: RuleSet
     messages: list[str]
     context_file: Path | None  # named by the file, even when the file is otherwise invalid
-    context_signature: FileSignature | None
+    context_signature: FileSignature | None  # None when the context file was not read
+
+    @classmethod
+    def without_rules(cls, problems: Problems) -> ParsedRuleFile:
+        """A rule file that sets nothing: empty, or unusable as a whole (``problems`` says why)."""
+        return cls(RuleSet(), problems.messages(), None, None)
 
 
-def parse_rule_file(path: Path, inbox_root: Path, *, filetrans_available: bool = True) -> RuleSet:
-    """The rules written in ``path``, a rule file somewhere inside ``inbox_root``.
+def parse_rule_file_bytes(
+    data: bytes,
+    path: Path,
+    inbox_root: Path,
+    problems: Problems,
+    *,
+    read_context: ContextReader,
+    filetrans_available: bool,
+) -> ParsedRuleFile:
+    """The rules written in ``data``, the content of the rule file ``path`` inside ``inbox_root``.
 
     An empty file is an empty rule set. ``filetrans_available`` is False when the service stores
-    audio inline, which cannot feed the file-transcription model.
-
-    Raise ConfigError with every problem, as ``file:line: key: message``, if the file is unusable.
+    audio inline, which cannot feed the file-transcription model. A context file it names is read
+    through ``read_context``, confined to the inbox.
     """
-    parsed = _parse(path, inbox_root, filetrans_available=filetrans_available)
-    if parsed.messages:
-        raise ConfigError(parsed.messages)
-    return parsed.rules
-
-
-def _parse(path: Path, inbox_root: Path, *, filetrans_available: bool) -> _Parsed:
-    problems = Problems(path)
-    node = _read_rule_file(path, inbox_root, problems)
+    node = parse_yaml_bytes(data, problems)
     if node is None:
-        return _Parsed(RuleSet(), problems.messages(), None, None)
+        return ParsedRuleFile.without_rules(problems)
     if not isinstance(node, YamlMap):
         names = ", ".join(key.name for key in RULE_KEYS)
         problems.add(node.line, "", f"must be a mapping of rule keys ({names}), got {shown(node)}")
-        return _Parsed(RuleSet(), problems.messages(), None, None)
+        return ParsedRuleFile.without_rules(problems)
 
-    context = ConvertContext(base_dir=path.parent, env={}, confine_to=inbox_root)
+    context = ConvertContext(base_dir=path.parent, env={}, read_context=read_context, confine_to=inbox_root)
     lines: dict[str, int] = {}
     values = convert_mapping(node, RULE_KEYS, "", "rules", problems, context, lines)
     rules = make_rule_set(values, "", lines, problems)
@@ -110,277 +63,11 @@ def _parse(path: Path, inbox_root: Path, *, filetrans_available: bool) -> _Parse
 
     source = values.get("context_file")
     if isinstance(source, ContextSource):
-        return _Parsed(rules, problems.messages(), source.path, source.signature)
+        return ParsedRuleFile(rules, problems.messages(), source.path, source.signature)
     # a context file that is missing or unreadable is still this file's: watch it, and never take
     # it for a recording
     written = node.entries.get("context_file")
     named = None
     if isinstance(written, YamlScalar) and isinstance(written.value, str) and written.value:
         named = resolve_path(path.parent, written.value)
-    return _Parsed(rules, problems.messages(), named, None)
-
-
-def _read_rule_file(path: Path, inbox_root: Path, problems: Problems) -> Node | None:
-    # opened like a recording: a FIFO must not block the service, a sparse giant must not be read,
-    # and a name swapped for a link must not lead out of the inbox (nor to a file whose content the
-    # error note would then quote)
-    root = Path(os.path.abspath(inbox_root))
-    try:
-        relpath = Path(os.path.abspath(path)).relative_to(root)
-    except ValueError:
-        problems.add(None, "", f"is not inside the inbox {root}")
-        return None
-    try:
-        data = open_beneath(root, relpath, max_bytes=MAX_RULE_FILE_BYTES).data
-    except RefusedError as exc:
-        # a folder on the way is named; the file itself is the one the message is about already
-        problems.add(None, "", exc.reason if exc.path == relpath.as_posix() else str(exc))
-        return None
-    except OSError as exc:
-        problems.add(None, "", f"cannot read: {exc.strerror or exc}")
-        return None
-    return parse_yaml_bytes(data, problems)
-
-
-def find_rule_files(inbox: InboxSettings) -> Iterator[Path]:
-    """Every rule file the service would read in ``inbox``, top down (folders it skips are skipped)."""
-    if not inbox.recursive:
-        candidate = inbox.path / inbox.rules_file
-        # whatever has the name, as the service sees it: a FIFO or a link is reported, not skipped
-        if os.path.lexists(candidate):
-            yield candidate
-        return
-    for folder, subfolders, files in os.walk(inbox.path):
-        subfolders[:] = sorted(name for name in subfolders if not is_ignored_dir(name))
-        if inbox.rules_file in files:
-            yield Path(folder) / inbox.rules_file
-
-
-@dataclass
-class _Entry:
-    signature: FileSignature | None  # None: there is no rule file in this folder
-    parsed: _Parsed | None = None
-    context_signature: FileSignature | None = None
-    messages: list[str] = field(default_factory=list)
-
-
-class RuleCache:
-    """The rules of one inbox, re-read only when a rule file or its context file changes.
-
-    :meth:`rules_for` costs one ``stat`` per folder level (two where a context file is named), so it
-    can be asked for every file on every scan. :meth:`is_support_file` knows the context files named
-    by every rule file read so far, and reads the rule files on a file's own path the first time.
-    """
-
-    def __init__(
-        self,
-        inbox: InboxSettings,
-        defaults: RuleSet,
-        *,
-        default_model: str = DashScopeSettings.model,
-        filetrans_available: bool = True,
-        on_change: Callable[[RuleFileEvent], None] | None = None,
-    ) -> None:
-        self.inbox = inbox
-        self.defaults = defaults
-        self.default_model = default_model
-        self.filetrans_available = filetrans_available
-        self.on_change = on_change
-        self._entries: dict[Path, _Entry] = {}
-        self._context_files: set[Path] | None = None
-
-    @classmethod
-    def for_inbox(
-        cls,
-        settings: Settings,
-        inbox: InboxSettings,
-        *,
-        on_change: Callable[[RuleFileEvent], None] | None = None,
-    ) -> RuleCache:
-        """The cache for ``inbox`` with the service-wide defaults, model and storage of ``settings``."""
-        return cls(
-            inbox,
-            settings.defaults,
-            default_model=settings.dashscope.model,
-            filetrans_available=settings.storage.type != "inline",
-            on_change=on_change,
-        )
-
-    def rules_for(self, relpath_dir: PurePath) -> EffectiveRules | RulesHeld:
-        """The rules for files in the folder ``relpath_dir`` (relative to the inbox; ``.`` is its root).
-
-        Returns RulesHeld when a rule file on the way is invalid. Raise ShareUnavailableError when a
-        rule file cannot even be looked at (share gone, stale handle); ValueError for a path that
-        leaves the inbox.
-        """
-        layers = [self.defaults, self.inbox.rules]
-        folder = self.inbox.path
-        for depth, part in enumerate(("", *self._parts(relpath_dir))):
-            if depth:
-                folder = folder / part
-            rule_file = folder / self.inbox.rules_file
-            entry = self._current(rule_file)
-            if entry.messages:
-                return RulesHeld(rule_file, list(entry.messages))
-            if entry.parsed is not None:
-                layers.append(entry.parsed.rules)
-        return effective_rules(layers, default_model=self.default_model)
-
-    def is_support_file(self, path: PurePath) -> bool:
-        """True for files that configure the service and are never recordings: rule files, their
-        ``.error.txt``, and the context files named by the config or by a rule file read so far.
-
-        ``path`` is absolute or relative to the inbox.
-        """
-        name = path.name
-        if name in (self.inbox.rules_file, self.inbox.rules_file + ERROR_SUFFIX):
-            return True
-        full = Path(os.path.normpath(self.inbox.path / path))
-        self._read_unseen(full.parent)
-        return full in self.context_files()
-
-    def context_files(self) -> set[Path]:
-        """The context files known now: from ``defaults``, the inbox and every rule file read."""
-        if self._context_files is None:
-            named = [rules.context_file for rules in (self.defaults, self.inbox.rules)]
-            named += [entry.parsed.context_file for entry in self._entries.values() if entry.parsed]
-            self._context_files = {path for path in named if path is not None}
-        return self._context_files
-
-    def held(self) -> list[RulesHeld]:
-        """Every rule file currently invalid, as last read (for status reports)."""
-        return [
-            RulesHeld(rule_file, list(entry.messages))
-            for rule_file, entry in sorted(self._entries.items())
-            if entry.messages
-        ]
-
-    def _read_unseen(self, folder: Path) -> None:
-        # A scan may meet a context file before asking for its folder's rules; reading the rule
-        # files on the way once (never again: rules_for keeps them current) closes that gap.
-        try:
-            parts = self._parts(folder)
-        except ValueError:
-            return
-        current = self.inbox.path
-        for depth, part in enumerate(("", *parts)):
-            if depth:
-                current = current / part
-            rule_file = current / self.inbox.rules_file
-            if rule_file not in self._entries:
-                with contextlib.suppress(TransientError):
-                    self._current(rule_file)
-
-    def _parts(self, relpath_dir: PurePath) -> tuple[str, ...]:
-        relative = PurePosixPath(relpath_dir.as_posix())
-        if relative.is_absolute():
-            try:
-                relative = PurePosixPath(Path(relpath_dir).relative_to(self.inbox.path).as_posix())
-            except ValueError:
-                raise ValueError(f"{relpath_dir} is not inside {self.inbox.path}") from None
-        parts = tuple(part for part in relative.parts if part != ".")
-        if ".." in parts:
-            raise ValueError(f"{relpath_dir} leaves the inbox")
-        return parts
-
-    def _current(self, rule_file: Path) -> _Entry:
-        signature = _stat_signature(rule_file)
-        entry = self._entries.get(rule_file)
-        if entry is not None and entry.signature == signature and self._context_unchanged(entry):
-            return entry
-        self._context_files = None
-        if signature is None:
-            entry_was = entry
-            entry = _Entry(None)
-            self._entries[rule_file] = entry
-            # also on first sight: an error file left from before a restart must not linger
-            _remove(error_file_for(rule_file))
-            if entry_was is not None and entry_was.signature is not None:
-                self._emit(RuleFileEvent(rule_file, "removed"))
-            return entry
-        # the signature was taken before reading: a change from now on shows up next time
-        known = entry.parsed.context_file if entry is not None and entry.parsed is not None else None
-        parsed, context_signature = self._parse_with_context(rule_file, known)
-        entry = _Entry(signature, parsed, context_signature, parsed.messages)
-        self._entries[rule_file] = entry
-        if parsed.messages:
-            _write_error_file(rule_file, parsed.messages)
-            self._emit(RuleFileEvent(rule_file, "invalid", tuple(parsed.messages)))
-        else:
-            _remove(error_file_for(rule_file))
-            self._emit(RuleFileEvent(rule_file, "loaded"))
-        return entry
-
-    def _parse_with_context(
-        self, rule_file: Path, known: Path | None
-    ) -> tuple[_Parsed, FileSignature | None]:
-        """The rule file read, and the signature its context file had when it was read.
-
-        A context file that was read brings the signature of the very descriptor read. One that was
-        refused (missing, a link, not a regular file...) is looked at before the read instead: looked
-        at after it, a swap in between would be taken for the refused state, and the folder would stay
-        held on a file that is fine. Its name is only known from a read, hence a second read when the
-        name is new.
-        """
-        before = _stat_signature(known) if known is not None else None
-        parsed = self._parse(rule_file)
-        if parsed.context_file not in (None, known) and parsed.context_signature is None:
-            known = parsed.context_file
-            before = _stat_signature(known)
-            parsed = self._parse(rule_file)
-        if parsed.context_file is None or parsed.context_signature is not None:
-            return parsed, parsed.context_signature
-        if parsed.context_file == known:
-            return parsed, before
-        # the rule file named another context file on each read, so it is being edited: its own
-        # signature, taken before both reads, brings it back here next time
-        return parsed, _stat_signature(parsed.context_file)
-
-    def _parse(self, rule_file: Path) -> _Parsed:
-        return _parse(rule_file, self.inbox.path, filetrans_available=self.filetrans_available)
-
-    def _context_unchanged(self, entry: _Entry) -> bool:
-        if entry.parsed is None or entry.parsed.context_file is None:
-            return True
-        return _stat_signature(entry.parsed.context_file) == entry.context_signature
-
-    def _emit(self, event: RuleFileEvent) -> None:
-        if self.on_change is not None:
-            self.on_change(event)
-
-
-def _stat_signature(path: Path) -> FileSignature | None:
-    # the name's own entry: a file swapped for a link (rule files and their context files are
-    # never read through one) must count as a change even when the link leads to the same file
-    try:
-        return file_signature(os.lstat(path))
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        if exc.errno in _SHARE_GONE:
-            raise ShareUnavailableError(f"cannot look at {path}: {exc.strerror or exc}") from exc
-        # a problem of this path (no permission, a link loop...): parsing reports it, and this
-        # stand-in signature keeps that verdict until the path changes and a real signature appears
-        return (-1, -1, -1, -1)
-
-
-def _write_error_file(rule_file: Path, messages: list[str]) -> None:
-    target = error_file_for(rule_file)
-    text = (
-        f"{rule_file.name} in this folder cannot be used:\n\n"
-        + "".join(f"  {message}\n" for message in messages)
-        + f"\nFiles in this folder and the folders below it are held (not transcribed, not moved) "
-        f"until {rule_file.name} is fixed.\nThis file disappears by itself once it is.\n"
-    )
-    with contextlib.suppress(OSError):
-        if target.read_text(encoding="utf-8") == text:
-            return  # unchanged: spare the share a rewrite
-    # a read-only share cannot take the note; the folder is held all the same and the event is logged
-    with contextlib.suppress(OSError):
-        atomic_write(target, text.encode("utf-8"), mode=0o644)
-
-
-def _remove(path: Path) -> None:
-    # gone already is the goal; a read-only share keeps a stale note, which is harmless
-    with contextlib.suppress(OSError):
-        path.unlink()
+    return ParsedRuleFile(rules, problems.messages(), named, None)

@@ -2,24 +2,36 @@
 
 The validator (``validate.py``), the rule files (``rulefiles.py``) and the reference text
 (:func:`render_reference`) all read this table, so a key described here is a key the loader accepts,
-and no other. Defaults are taken from the dataclasses in ``model.py`` rather than written twice.
+and no other. Defaults are taken from the dataclasses in ``model.py`` rather than written twice. What
+each kind accepts is in ``kinds.py`` and ``context.py``.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import re
-from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
-from pathlib import Path
-from typing import Protocol
 
-from dropscribe.adapters.beneath import Contents, RefusedError, open_beneath, read_capped
+from dropscribe.config.context import ContextFile, ContextText
+from dropscribe.config.kinds import (
+    Boolean,
+    Choice,
+    CredentialPath,
+    FileMode,
+    FileName,
+    Kind,
+    Language,
+    Listen,
+    ModelName,
+    Number,
+    Outputs,
+    PathKind,
+    Patterns,
+    Polling,
+    Text,
+    Url,
+    number_text,
+)
 from dropscribe.config.model import (
     BUILTIN_RULES,
-    LANGUAGES,
-    OUTPUT_KINDS,
     DashScopeSettings,
     InboxSettings,
     LoggingSettings,
@@ -27,383 +39,7 @@ from dropscribe.config.model import (
     StateSettings,
     StorageSettings,
 )
-from dropscribe.config.yamlsrc import Node, YamlList, YamlScalar, shown
-from dropscribe.core.rules import (
-    AUTO_LANGUAGE,
-    KNOWN_MODELS_TEXT,
-    MAX_CONTEXT_TOKENS,
-    approx_tokens,
-    is_known_model,
-)
-
-# A glossary far larger than 10,000 tokens is a mistake, and reading it whole to say so is wasteful.
-MAX_CONTEXT_FILE_BYTES = 1024 * 1024
-
-
-class InvalidValueError(Exception):
-    """Raised by a kind when a value does not fit; the message completes ``<key>: ...``."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
-
-
-@dataclass(frozen=True)
-class ConvertContext:
-    """What a value needs besides itself: where relative paths start, the environment, and, for rule
-    files, the inbox a context file must stay inside."""
-
-    base_dir: Path
-    env: Mapping[str, str]
-    confine_to: Path | None = None
-
-
-class Kind(Protocol):
-    def describe(self) -> str:
-        """What the key accepts, phrased to follow "must be"."""
-        ...
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        """The value for the settings, or raise :class:`InvalidValueError`."""
-        ...
-
-
-def _must(kind: Kind, node: Node) -> InvalidValueError:
-    return InvalidValueError(f"must be {kind.describe()}, got {shown(node)}")
-
-
-def _text_of(kind: Kind, node: Node) -> str:
-    # keys that want text take it as written, so `language: no` is Norwegian and `prefix: 2024` is "2024"
-    if not isinstance(node, YamlScalar) or node.value is None:
-        raise _must(kind, node)
-    if isinstance(node.value, str):
-        return node.value
-    return node.text
-
-
-def _number_text(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-@dataclass(frozen=True)
-class Boolean:
-    def describe(self) -> str:
-        return "true or false"
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        if isinstance(node, YamlScalar) and isinstance(node.value, bool):
-            return node.value
-        raise _must(self, node)
-
-
-@dataclass(frozen=True)
-class Number:
-    minimum: float | None = None
-    maximum: float | None = None
-    exclusive_minimum: bool = False
-    whole: bool = False
-
-    def describe(self) -> str:
-        bounds = []
-        if self.minimum is not None:
-            sign = ">" if self.exclusive_minimum else "≥"
-            bounds.append(f"{sign} {_number_text(self.minimum)}")
-        if self.maximum is not None:
-            bounds.append(f"≤ {_number_text(self.maximum)}")
-        noun = "a whole number" if self.whole else "a number"
-        return " ".join([noun, " and ".join(bounds)]) if bounds else noun
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        value = node.value if isinstance(node, YamlScalar) else None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _must(self, node)
-        if not math.isfinite(value) or (self.whole and not isinstance(value, int)):
-            raise _must(self, node)
-        if self.minimum is not None and (
-            value < self.minimum or (self.exclusive_minimum and value == self.minimum)
-        ):
-            raise _must(self, node)
-        if self.maximum is not None and value > self.maximum:
-            raise _must(self, node)
-        return int(value) if self.whole else float(value)
-
-
-@dataclass(frozen=True)
-class Text:
-    what: str = "text"
-    pattern: str | None = None
-    allow_empty: bool = False
-
-    def describe(self) -> str:
-        return self.what
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        text = _text_of(self, node)
-        if not text and not self.allow_empty:
-            raise InvalidValueError(f"must be {self.describe()}, got an empty string")
-        if self.pattern is not None and text and re.fullmatch(self.pattern, text) is None:
-            raise _must(self, node)
-        return text
-
-
-@dataclass(frozen=True)
-class Choice:
-    values: tuple[str, ...]
-
-    def describe(self) -> str:
-        return "one of " + ", ".join(self.values)
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        text = _text_of(self, node)
-        if text not in self.values:
-            raise _must(self, node)
-        return text
-
-
-@dataclass(frozen=True)
-class Polling:
-    def describe(self) -> str:
-        return "true, false or auto"
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        if isinstance(node, YamlScalar) and isinstance(node.value, bool):
-            return node.value
-        if isinstance(node, YamlScalar) and node.value == "auto":
-            return "auto"
-        raise _must(self, node)
-
-
-@dataclass(frozen=True)
-class Language:
-    def describe(self) -> str:
-        return f"{AUTO_LANGUAGE} or a language code ({', '.join(LANGUAGES)})"
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        text = _text_of(self, node)
-        if text != AUTO_LANGUAGE and text not in LANGUAGES:
-            raise _must(self, node)
-        return text
-
-
-@dataclass(frozen=True)
-class ModelName:
-    def describe(self) -> str:
-        return f"a known model ({KNOWN_MODELS_TEXT})"
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        text = _text_of(self, node)
-        if not is_known_model(text):
-            raise _must(self, node)
-        return text
-
-
-@dataclass(frozen=True)
-class Url:
-    def describe(self) -> str:
-        return "an http:// or https:// URL"
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        text = _text_of(self, node)
-        if re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", text) is None:
-            raise _must(self, node)
-        return text.rstrip("/")
-
-
-@dataclass(frozen=True)
-class Listen:
-    def describe(self) -> str:
-        return "HOST:PORT (for example 127.0.0.1:9108 or [::1]:9108)"
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        text = _text_of(self, node)
-        match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]*):(\d{1,5})", text)
-        if match is None or not 1 <= int(match.group(2)) <= 65535:
-            raise _must(self, node)
-        return text
-
-
-def resolve_path(base_dir: Path, text: str) -> Path:
-    """``text`` as an absolute, normalised path; relative ones start at ``base_dir``.
-
-    Normalised by text, not by resolving links: a share's mount point stays as the admin wrote it.
-    """
-    return Path(os.path.normpath(base_dir / os.path.expanduser(text)))
-
-
-@dataclass(frozen=True)
-class PathKind:
-    def describe(self) -> str:
-        return "a path"
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        return resolve_path(context.base_dir, str(Text(self.describe()).convert(node, context)))
-
-
-@dataclass(frozen=True)
-class CredentialPath:
-    """A file holding a secret; a bare name is looked up in ``$CREDENTIALS_DIRECTORY`` when systemd set
-    it (``LoadCredential=``), so the same config works under systemd and from a shell."""
-
-    def describe(self) -> str:
-        return "a path, or a bare credential name under $CREDENTIALS_DIRECTORY"
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        text = str(Text(self.describe()).convert(node, context))
-        credentials = context.env.get("CREDENTIALS_DIRECTORY")
-        if credentials and "/" not in text:
-            return Path(credentials) / text
-        return resolve_path(context.base_dir, text)
-
-
-@dataclass(frozen=True)
-class FileName:
-    def describe(self) -> str:
-        return "a file name without a folder"
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        text = _text_of(self, node)
-        if not text or "/" in text or "\\" in text or text in {".", ".."}:
-            raise _must(self, node)
-        return text
-
-
-class FileMode:
-    def describe(self) -> str:
-        return 'permission bits in octal, e.g. "0644"'
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        if not isinstance(node, YamlScalar) or isinstance(node.value, bool):
-            raise _must(self, node)
-        # YAML 1.1 reads an unquoted 0644 as octal already; the raw text says what was meant either way
-        text = node.text.strip().strip("'\"").removeprefix("0o")
-        if not text or any(char not in "01234567" for char in text):
-            raise _must(self, node)
-        mode = int(text, 8)
-        if mode > 0o777:
-            raise _must(self, node)
-        if mode & 0o111:
-            raise InvalidValueError(f"{text} gives execute permission; transcripts are not programs")
-        return mode
-
-
-@dataclass(frozen=True)
-class Patterns:
-    def describe(self) -> str:
-        return "a list of glob patterns"
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        if not isinstance(node, YamlList):
-            raise _must(self, node)
-        patterns = []
-        for item in node.items:
-            if not isinstance(item, YamlScalar) or item.value is None or not item.text:
-                raise InvalidValueError(f"{shown(item)} is not a glob pattern", item.line)
-            patterns.append(item.value if isinstance(item.value, str) else item.text)
-        return tuple(patterns)
-
-
-@dataclass(frozen=True)
-class Outputs:
-    def describe(self) -> str:
-        return "a non-empty list of " + ", ".join(OUTPUT_KINDS)
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        if not isinstance(node, YamlList) or not node.items:
-            raise _must(self, node)
-        kinds: list[str] = []
-        for item in node.items:
-            text = item.text if isinstance(item, YamlScalar) else None
-            if text not in OUTPUT_KINDS:
-                choices = ", ".join(OUTPUT_KINDS)
-                raise InvalidValueError(f"{shown(item)} is not one of {choices}", item.line)
-            if text not in kinds:
-                kinds.append(text)
-        return tuple(kinds)
-
-
-def _check_context(text: str) -> str:
-    tokens = approx_tokens(text)
-    if tokens > MAX_CONTEXT_TOKENS:
-        limit = f"{MAX_CONTEXT_TOKENS:,}"
-        raise InvalidValueError(f"is about {tokens:,} tokens long; the API takes at most {limit}")
-    return text
-
-
-@dataclass(frozen=True)
-class ContextText:
-    def describe(self) -> str:
-        return f"text of at most {MAX_CONTEXT_TOKENS:,} tokens"
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        return _check_context(str(Text(self.describe(), allow_empty=True).convert(node, context)).strip())
-
-
-FileSignature = tuple[int, int, int, int]
-"""(mtime_ns, size, inode, ctime_ns): when any of these changed, the file must be read again."""
-
-
-def file_signature(st: os.stat_result) -> FileSignature:
-    # ctime as well: it moves on every write and cannot be set back, unlike a restored mtime
-    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
-
-
-@dataclass(frozen=True)
-class ContextSource:
-    """A context file as read: the cascade carries the text, the path marks a support file, and the
-    signature (taken before reading) tells when to read it again."""
-
-    path: Path
-    text: str
-    signature: FileSignature
-
-
-@dataclass(frozen=True)
-class ContextFile:
-    def describe(self) -> str:
-        return "the path of a UTF-8 text file"
-
-    def convert(self, node: Node, context: ConvertContext) -> object:
-        text = str(Text(self.describe()).convert(node, context))
-        root = context.confine_to
-        if root is not None and os.path.isabs(os.path.expanduser(text)):
-            raise InvalidValueError("must be a path relative to this rule file")
-        path = resolve_path(context.base_dir, text)
-        if root is not None and not _is_within(path, root):
-            raise InvalidValueError(f"must stay inside the inbox ({text!r} leads out of {root})")
-        contents = _read_context_file(path, root)
-        try:
-            content = contents.data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise InvalidValueError(f"{path} is not UTF-8 text") from exc
-        try:
-            return ContextSource(path, _check_context(content.strip()), file_signature(contents.stat))
-        except InvalidValueError as exc:
-            raise InvalidValueError(f"{path} {exc.message}") from exc
-
-
-def _read_context_file(path: Path, root: Path | None) -> Contents:
-    """The bytes of a context file, opened once and judged on the open descriptor.
-
-    A rule file's context file (``root`` is its inbox) is reached without following any link below the
-    inbox, so a name flipped to a link between a check and the read cannot fetch a file from outside
-    it. The service config's (``root`` None) may lie anywhere and be a link: the admin owns it.
-    """
-    try:
-        if root is None:
-            return read_capped(path, max_bytes=MAX_CONTEXT_FILE_BYTES)
-        return open_beneath(root, path.relative_to(root), max_bytes=MAX_CONTEXT_FILE_BYTES)
-    except RefusedError as exc:
-        refused = path if root is None else root / exc.path
-        raise InvalidValueError(f"{refused} {exc.reason}") from exc
-    except FileNotFoundError as exc:
-        raise InvalidValueError(f"{path} does not exist") from exc
-    except OSError as exc:
-        raise InvalidValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
-def _is_within(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
+from dropscribe.core.rules import AUTO_LANGUAGE, MAX_CONTEXT_TOKENS
 
 
 @dataclass(frozen=True)
@@ -431,7 +67,7 @@ def _yaml_text(value: object) -> str:
     if isinstance(value, tuple | list):
         return "[" + ", ".join(_yaml_text(item) for item in value) + "]"
     if isinstance(value, float):
-        return _number_text(value)
+        return number_text(value)
     return str(value)
 
 

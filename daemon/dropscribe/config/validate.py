@@ -13,28 +13,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from dropscribe.config.context import ContextSource
+from dropscribe.config.kinds import ContextReader, ConvertContext, InvalidValueError
 from dropscribe.config.model import (
     DashScopeSettings,
     InboxSettings,
     LoggingSettings,
     MetricsSettings,
-    RuleSet,
     Settings,
     StateSettings,
     StorageSettings,
 )
-from dropscribe.config.schema import (
-    RULE_KEYS,
-    SECTIONS,
-    UNKNOWN_KEY_HINTS,
-    ContextSource,
-    ConvertContext,
-    InvalidValueError,
-    Key,
-    section,
-)
+from dropscribe.config.schema import RULE_KEYS, SECTIONS, UNKNOWN_KEY_HINTS, Key, section
 from dropscribe.config.yamlsrc import Node, Problems, YamlList, YamlMap, YamlScalar, shown
 from dropscribe.core.rules import is_filetrans_model
+from dropscribe.core.ruleset import RuleSet
 
 RULE_NAMES = frozenset(key.name for key in RULE_KEYS)
 
@@ -142,21 +135,32 @@ class Draft:
 
 
 def build_settings(
-    root: Node | None, *, source: Path, env: Mapping[str, str], problems: Problems
+    root: Node | None,
+    *,
+    source: Path,
+    env: Mapping[str, str],
+    problems: Problems,
+    read_context: ContextReader,
 ) -> tuple[Settings | None, dict[str, int]]:
     """Settings from the whole document, or None when any problem was found.
 
-    ``source`` is the absolute path of the config file; relative paths start at its folder.
+    ``source`` is the absolute path of the config file; relative paths start at its folder. A
+    ``context_file`` is read through ``read_context``.
     Also returns the line of every key seen, by dotted name.
     """
-    draft = draft_settings(root, source=source, env=env, problems=problems)
+    draft = draft_settings(root, source=source, env=env, problems=problems, read_context=read_context)
     if draft is None:
         return None, {}
     return (None if problems else draft.settings), draft.lines
 
 
 def draft_settings(
-    root: Node | None, *, source: Path, env: Mapping[str, str], problems: Problems
+    root: Node | None,
+    *,
+    source: Path,
+    env: Mapping[str, str],
+    problems: Problems,
+    read_context: ContextReader,
 ) -> Draft | None:
     """Like :func:`build_settings`, but what was built is returned even when ``problems`` has some;
     None only when the document is not a mapping at all."""
@@ -173,7 +177,7 @@ def draft_settings(
         if name not in names:
             problems.add(line, name, unknown_key_message("", name, names))
 
-    context = ConvertContext(base_dir=source.parent, env=env)
+    context = ConvertContext(base_dir=source.parent, env=env, read_context=read_context)
 
     def convert(name: str) -> dict[str, object]:
         keys = section(name).keys

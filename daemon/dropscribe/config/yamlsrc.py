@@ -1,4 +1,4 @@
-"""YAML read into a small tree that remembers line numbers, so every message can name the line to fix.
+"""YAML parsed into a small tree that remembers line numbers, so every message can name the line to fix.
 
 ``yaml.safe_load`` forgets where values came from; here the document is composed with the safe loader
 and walked once. Scalars are resolved exactly as ``safe_load`` would, and also keep the text as
@@ -13,13 +13,9 @@ from pathlib import Path
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 
-from dropscribe.adapters.beneath import RefusedError, read_capped
-
 # Aliases let a tiny file expand exponentially ("billion laughs"); rule files are written by whoever
 # can reach the share, so the walk stops well before that hurts.
 MAX_NODES = 20_000
-# A YAML file of ours is a few kilobytes; a larger one is a mistake, refused before it is read.
-MAX_YAML_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -94,25 +90,9 @@ def shown(node: Node) -> str:
     return repr(text)
 
 
-def read_yaml(path: Path, problems: Problems, *, max_bytes: int = MAX_YAML_BYTES) -> Node | None:
-    """The document in ``path`` as a tree, or None when it is empty or unusable (see ``problems``).
-
-    Links are followed (this is for files the admin names); a FIFO, device or anything larger than
-    ``max_bytes`` is refused without being read.
-    """
-    try:
-        data = read_capped(path, max_bytes=max_bytes).data
-    except RefusedError as exc:
-        problems.add(None, "", exc.reason)
-        return None
-    except OSError as exc:
-        problems.add(None, "", f"cannot read: {exc.strerror or exc}")
-        return None
-    return parse_yaml_bytes(data, problems)
-
-
 def parse_yaml_bytes(data: bytes, problems: Problems) -> Node | None:
-    """Like :func:`read_yaml` for the bytes of a file already read."""
+    """The document in ``data`` (a file's bytes) as a tree, or None when it is empty or unusable (see
+    ``problems``)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -123,7 +103,7 @@ def parse_yaml_bytes(data: bytes, problems: Problems) -> Node | None:
 
 
 def parse_yaml(text: str, problems: Problems) -> Node | None:
-    """Like :func:`read_yaml` for text already in memory."""
+    """Like :func:`parse_yaml_bytes` for text already decoded."""
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()

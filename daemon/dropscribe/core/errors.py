@@ -7,6 +7,8 @@
     ├── InputRejectedError          this file can never succeed -> failed/ with a stable code
     ├── RemoteRejectedError         the API refused this input for good -> failed/ (code asr_rejected)
     ├── AccountError                key, rights or billing problem -> pause the whole queue
+    ├── StateFullError              the journal's filesystem is full -> pause until there is room
+    ├── JournalVersionError         the journal was written by a newer release -> refuse to open it
     └── TransientError              try again later; never sends a file to failed/
         ├── AsrUnavailableError     throttling, 5xx, timeouts, network errors
         ├── StorageUnavailableError the object store could not be reached or refused for now
@@ -107,3 +109,20 @@ class StateFullError(DropscribeError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class JournalVersionError(DropscribeError):
+    """Raised when the journal's schema is newer than this release knows: it is left untouched.
+
+    Reading it could misjudge what was paid for, and migrating backwards could lose what a newer
+    release recorded, so the only safe move is to stop and say which release is needed.
+    """
+
+    def __init__(self, path: str, found: int, known: int) -> None:
+        super().__init__(
+            f"the journal {path} has schema version {found}, newer than this release knows"
+            f" (up to {known}); run the newer dropscribe that wrote it, or point state.path elsewhere"
+        )
+        self.path = path
+        self.found = found
+        self.known = known

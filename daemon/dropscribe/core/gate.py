@@ -24,14 +24,3 @@ def observe(previous: Observation | None, fingerprint: Fingerprint, now: float) 
 
 def is_settled(observation: Observation, now: float, settle_s: float) -> bool:
     return now - observation.since >= settle_s
-
-
-def result_key_material(
-    sha256: str, *, model: str, language: str | None, enable_itn: bool, context_sha256: str | None,
-    mode: str, chunk_max_s: float,
-) -> str:  # fmt: skip
-    """Everything that shapes what the API is asked, so equal keys mean an equal, reusable answer."""
-    return "|".join(
-        [sha256, model, language or "auto", "itn" if enable_itn else "noitn",
-         context_sha256 or "-", mode, f"{chunk_max_s:g}"]
-    )  # fmt: skip

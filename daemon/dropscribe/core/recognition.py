@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dropscribe.core.errors import TransientError
+
 FILETRANS_MODEL = "qwen3-asr-flash-filetrans"
 
 
@@ -62,3 +64,11 @@ class TaskState:
     @property
     def finished(self) -> bool:
         return self.status in {"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"}
+
+
+class ResultExpiredError(TransientError):
+    """Raised when a finished task's result file is gone (403/404 after its 24 h, or never there).
+
+    Transient for the file, not for the task: the task id is useless now and the audio must be
+    submitted again, so the service must forget the task id rather than retry the download.
+    """

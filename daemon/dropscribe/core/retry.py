@@ -1,8 +1,9 @@
 """What to do about a failed DashScope call, and how long to wait before the next try.
 
 Pure: no clock, no randomness, no I/O. The adapter reports what the API answered (HTTP status,
-error code, message); :func:`classify` decides, following ``docs/dashscope-api.md`` §3.2 and §11.
-The caller supplies the random number for jitter so :func:`backoff_s` stays deterministic.
+error code, message); :func:`classify` decides (docs/dashscope.md, "Errors"; the backoff is in
+"Client behaviour"). The caller supplies the random number for jitter so :func:`backoff_s` stays
+deterministic.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The rule cascade: which options apply to a file, decided from the rule sets above it.
 
-Pure: the loaders in ``dropscribe.config`` read the files (including a ``context_file``'s text, which they
-put in ``RuleSet.context``) and hand plain rule sets to :func:`effective_rules`.
+Pure: the service reads the files (including a ``context_file``'s text, which goes into
+``RuleSet.context``) and hands plain rule sets to :func:`effective_rules`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from dropscribe.config.model import BUILTIN_RULES, EffectiveRules, RuleSet
+from dropscribe.core.ruleset import BUILTIN_RULES, EffectiveRules, RuleSet
 
 AUTO_LANGUAGE = "auto"
 """Written as ``language: auto`` to undo a language set further up; the API then detects it."""

@@ -1,4 +1,4 @@
-"""Turning a recognition result into the sidecar documents users read."""
+"""A transcript as text, SubRip and WebVTT, and joined from the pieces it was recognized in."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from dropscribe.core.recognition import Sentence
-
-SCHEMA_VERSION = 1
 
 
 def join_texts(texts: Sequence[str]) -> str:

@@ -1,6 +1,6 @@
 """A local DashScope-compatible emulator for trying dropscribe and for tests.
 
-It speaks the HTTP contract of ``docs/dashscope-api.md`` (synchronous recognition with SSE,
+It speaks the HTTP contract of ``docs/dashscope.md`` (synchronous recognition with SSE,
 file-transcription tasks, temporary ``oss://`` uploads, errors, rate limits) and records every request,
 but it does not recognise speech: transcripts are derived from the audio's duration and SHA-256 (see
 :func:`emulated_text`), so tests can tell exactly which bytes arrived.

@@ -1,6 +1,6 @@
 """The parts of the DashScope contract the emulator checks against: model ids, language codes, error codes.
 
-Everything here follows ``docs/dashscope-api.md``; section numbers below refer to that file.
+Everything here follows ``docs/dashscope.md``; the sections named below are in that file.
 """
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from __future__ import annotations
 import re
 import uuid
 
-# Dated snapshots keep appearing (§1), so the families are patterns rather than fixed lists.
+# Dated snapshots keep appearing ("Models"), so the families are patterns rather than fixed lists.
 _QWEN3_SYNC = re.compile(r"qwen3-asr-flash(-\d{4}-\d{2}-\d{2})?(-us)?")
 _QWEN_AUDIO = re.compile(r"qwen-audio-asr(-latest|-\d{4}-\d{2}-\d{2})?")
 _FILETRANS = re.compile(r"qwen3-asr-flash-filetrans(-\d{4}-\d{2}-\d{2})?")
 
-# §2.2, 2026 list.
+# "Sync recognition", 2026 list.
 LANGUAGES = frozenset(
     {
         "zh", "yue", "en", "ja", "de", "ko", "ru", "fr", "pt", "ar", "it", "es", "hi", "id",
@@ -22,9 +22,9 @@ LANGUAGES = frozenset(
 )  # fmt: skip
 
 CONTEXT_TOKEN_LIMIT = 10_000
-AUDIO_TOKENS_PER_SECOND = 25  # qwen-audio-asr meters audio in tokens (§2.6)
-UPLOAD_VALIDITY_S = 48 * 3600  # lifetime of an oss:// temporary URL (§6)
-TASK_RETENTION_S = 24 * 3600  # finished tasks and result links vanish after a day (§4.2)
+AUDIO_TOKENS_PER_SECOND = 25  # qwen-audio-asr meters audio in tokens ("qwen-audio-asr")
+UPLOAD_VALIDITY_S = 48 * 3600  # lifetime of an oss:// temporary URL ("Temporary upload")
+TASK_RETENTION_S = 24 * 3600  # finished tasks and result links vanish after a day ("File transcription")
 FILETRANS_MAX_BYTES = 2 * 1024**3
 FILETRANS_MAX_DURATION_S = 12 * 3600.0
 
@@ -35,7 +35,7 @@ def is_sync_model(model: str) -> bool:
 
 
 def is_qwen_audio_asr(model: str) -> bool:
-    """True for the older beta model that takes neither context nor ``asr_options`` (§2.6)."""
+    """True for the older beta model that takes neither context nor ``asr_options`` ("qwen-audio-asr")."""
     return bool(_QWEN_AUDIO.fullmatch(model))
 
 
@@ -48,7 +48,7 @@ def new_request_id() -> str:
     return str(uuid.uuid4())
 
 
-# Status and stock message per code (§3.2), so a fault given only a code or only a status still
+# Status and stock message per code ("Errors"), so a fault given only a code or only a status still
 # produces a reply that looks like the real service.
 KNOWN_CODES: dict[str, tuple[int, str]] = {
     "InvalidParameter": (
@@ -123,7 +123,7 @@ def default_message(code: str) -> str:
 
 
 class ApiError(Exception):
-    """Raised inside an endpoint to answer with the DashScope JSON error envelope (§3.1)."""
+    """Raised inside an endpoint to answer with the DashScope JSON error envelope ("Errors")."""
 
     def __init__(self, status: int, code: str, message: str | None = None) -> None:
         self.status = status
@@ -133,7 +133,7 @@ class ApiError(Exception):
 
 
 class OssError(Exception):
-    """Raised inside the object-storage endpoints, which answer in OSS's XML error format (§6)."""
+    """Raised inside the object-storage endpoints, which answer in OSS's XML ("Temporary upload")."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         self.status = status

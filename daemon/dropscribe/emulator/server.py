@@ -13,10 +13,11 @@ from typing import Any
 
 import structlog
 
-from dropscribe.emulator.api import Api, HttpRequest, Reply
 from dropscribe.emulator.config import EmulatorConfig
 from dropscribe.emulator.faults import Fault
+from dropscribe.emulator.http_messages import HttpRequest, Reply
 from dropscribe.emulator.protocol import ApiError
+from dropscribe.emulator.routing import Router
 
 log = structlog.get_logger()
 
@@ -27,8 +28,8 @@ _MAX_BODY_BYTES = 512 * 1024 * 1024
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], api: Api) -> None:
-        self.api = api
+    def __init__(self, address: tuple[str, int], router: Router) -> None:
+        self.router = router
         self.stopping = threading.Event()
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
@@ -58,7 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.server.connections.discard(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:
-        # Requests are logged once, with their outcome, by Api.record.
+        # Requests are logged once, with their outcome, by Router.record.
         pass
 
     def do_GET(self) -> None:
@@ -74,7 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
-        api = self.server.api
+        router = self.server.router
         host = self.headers.get("Host")
         if host:
             origin = f"http://{host}"
@@ -87,11 +88,11 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as exc:
             # The rest of the body is unread, so this connection cannot carry another request.
             self.close_connection = True
-            reply, trace = api.refuse(HttpRequest(self.command, self.path, headers, b"", origin), exc)
+            reply, trace = router.refuse(HttpRequest(self.command, self.path, headers, b"", origin), exc)
         else:
-            reply, trace = api.handle(HttpRequest(self.command, self.path, headers, body, origin))
+            reply, trace = router.handle(HttpRequest(self.command, self.path, headers, body, origin))
         # Recorded before answering, so a client that has its reply can rely on finding it logged.
-        api.record(trace)
+        router.record(trace)
         self._send(reply)
 
     def _read_body(self) -> bytes:
@@ -181,7 +182,7 @@ class Emulator:
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
-        self._api = Api(self.config)
+        self._router = Router(self.config)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -189,8 +190,8 @@ class Emulator:
         """Bind and serve in a daemon thread; returns once the port is known."""
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
-        self._api.request_log.open()
-        server = _Server((self.config.host, self.config.port), self._api)
+        self._router.request_log.open()
+        server = _Server((self.config.host, self.config.port), self._router)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -216,7 +217,7 @@ class Emulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        self._api.request_log.close()
+        self._router.request_log.close()
 
     def __enter__(self) -> Emulator:
         if self._server is None:
@@ -249,18 +250,18 @@ class Emulator:
 
     def requests(self) -> list[dict[str, Any]]:
         """Every request received so far, oldest first, as the JSON-ready records of the log."""
-        return self._api.request_log.snapshot()
+        return self._router.request_log.snapshot()
 
     def add_fault(self, fault: Fault) -> None:
-        self._api.faults.add(fault)
+        self._router.faults.add(fault)
 
     def clear_faults(self) -> None:
-        self._api.faults.clear()
+        self._router.faults.clear()
 
     def faults(self) -> list[Fault]:
         """Faults that still have uses left."""
-        return self._api.faults.active()
+        return self._router.faults.active()
 
     def reset(self) -> None:
         """Forget the request log, the faults and the rate-limit windows (tasks and uploads stay)."""
-        self._api.reset()
+        self._router.reset()

@@ -57,7 +57,10 @@ def split_for_stream(text: str, parts: int = 3) -> list[str]:
 
 
 def sentences(duration_s: float, sha256_hex: str, language: str, *, with_words: bool) -> list[dict[str, Any]]:
-    """Sentence list of a file-transcription result (§4.4): one sentence per started 10 s of audio."""
+    """Sentence list of a file-transcription result: one sentence per started 10 s of audio.
+
+    See docs/dashscope.md, "File transcription".
+    """
     total_ms = round(duration_s * 1000)
     if total_ms <= 0:
         return []

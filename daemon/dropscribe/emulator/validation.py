@@ -1,4 +1,6 @@
-"""Request-body checks for the two recognition endpoints, as the real service applies them (§2.2, §4.1).
+"""Request-body checks for the two recognition endpoints, as the real service applies them.
+
+See docs/dashscope.md, "Sync recognition" and "File transcription".
 
 Each function takes the parsed JSON body and either returns a typed view of it or raises
 :class:`~dropscribe.emulator.protocol.ApiError` with the code a client would get.
@@ -17,7 +19,7 @@ from dropscribe.emulator.protocol import (
     is_qwen_audio_asr,
     is_sync_model,
 )
-from dropscribe.emulator.state import TaskOptions
+from dropscribe.emulator.tasks import TaskOptions
 from dropscribe.emulator.transcripts import approx_tokens
 
 

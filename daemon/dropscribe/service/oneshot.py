@@ -19,8 +19,7 @@ from typing import Any
 
 from dropscribe.adapters import files
 from dropscribe.adapters.journal import Journal
-from dropscribe.adapters.storage import Storage, make_storage
-from dropscribe.config.load import load_settings
+from dropscribe.adapters.storage import Storage
 from dropscribe.config.model import (
     DashScopeSettings,
     EffectiveRules,
@@ -31,7 +30,7 @@ from dropscribe.config.model import (
     StateSettings,
     StorageSettings,
 )
-from dropscribe.config.rulefiles import RuleCache, RulesHeld
+from dropscribe.core.attempts import RetryPolicy, after_failure
 from dropscribe.core.errors import (
     AccountError,
     InputRejectedError,
@@ -39,11 +38,13 @@ from dropscribe.core.errors import (
     ShareUnavailableError,
     TransientError,
 )
-from dropscribe.core.retry import backoff_s
 from dropscribe.core.rules import effective_rules
 from dropscribe.logs import configure, get_logger
-from dropscribe.service.pipeline import ParkedError, Pipeline
-from dropscribe.service.runner import build_client
+from dropscribe.service.compose import wire
+from dropscribe.service.outcomes import ParkedError
+from dropscribe.service.pipeline import Pipeline
+from dropscribe.service.rule_cache import RuleCache, RulesHeld
+from dropscribe.service.settings_files import load_settings, resolve_api_key
 
 # A file is given up after this many failed attempts in a row without a new chunk answered, or once
 # the waits between its attempts would exceed MAX_WAIT_S. Giving up loses nothing paid: a rerun
@@ -130,14 +131,15 @@ def transcribe_files(
     """
     settings = load_settings(config, env) if config else _bare_settings(user_journal_path(env))
     configure("console", "warning")
-    client = build_client(settings, env)
-    storage = make_storage(settings.storage, client)
+    resolve_api_key(settings.dashscope, env)  # a missing key is reported before a journal is created
     journal = RunJournal(settings.state.path, fresh=fresh)
     stopping = threading.Event()
-    pipeline = Pipeline(
-        journal=journal, client=client, storage=storage, staging_dir=settings.state.staging_dir,
-        concurrency=settings.dashscope.concurrency, stopping=stopping,
-    )  # fmt: skip
+    try:
+        wiring = wire(settings, env, journal=journal, stopping=stopping, with_scanners=False)
+    except BaseException:
+        journal.close()
+        raise
+    pipeline, client, storage = wiring.pipeline, wiring.client, wiring.storage
     restore_sigint = _stop_on_sigint(stopping)
     try:
         for path in paths:
@@ -226,6 +228,8 @@ def _recognize_with_retries(
     path: Path, rules: EffectiveRules, ds: DashScopeSettings, pipeline: Pipeline, journal: RunJournal
 ) -> dict[str, Any]:
     """Transient errors are retried like the service does, with the file's paid chunks kept between tries."""
+    policy = RetryPolicy(base_s=ds.retry_base_s, cap_s=ds.retry_max_s, max_failures=MAX_FAILURES,
+                         max_wait_s=MAX_WAIT_S)  # fmt: skip
     failures = 0
     waited_s = 0.0
     while True:
@@ -240,10 +244,10 @@ def _recognize_with_retries(
         except TransientError as exc:
             if journal.paid()[0] > calls_before:
                 failures = 0  # chunks were answered this time: the trouble is not the same as before
-            failures += 1
-            delay = backoff_s(failures, base_s=ds.retry_base_s, cap_s=ds.retry_max_s,
-                              jitter=random.random(), retry_after_s=exc.retry_after_s)  # fmt: skip
-            if failures >= MAX_FAILURES or waited_s + delay > MAX_WAIT_S:
+            step = after_failure(policy, failures, jitter=random.random(), retry_after_s=exc.retry_after_s,
+                                 waited_s=waited_s)  # fmt: skip
+            failures, delay = step.failures, step.delay_s
+            if step.give_up:
                 raise _GaveUpError(
                     f"{exc.message} (gave up after {failures} failed attempt(s) in a row; what was "
                     "recognized is kept, run the command again to pay only for the rest)",

@@ -20,9 +20,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from dropscribe.adapters import files
-from dropscribe.adapters.journal import Journal
 from dropscribe.config.model import InboxSettings
 from dropscribe.core.naming import sidecar_name
+from dropscribe.core.ports.journal import Journal
 
 SIDECAR_SUFFIXES = (".txt", ".json", ".srt", ".vtt", ".error.json")
 

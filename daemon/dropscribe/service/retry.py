@@ -8,9 +8,9 @@ import sqlite3
 from pathlib import Path
 
 from dropscribe.adapters import files
-from dropscribe.adapters.journal import Journal
 from dropscribe.config.model import InboxSettings, Settings
 from dropscribe.core.naming import sidecar_name
+from dropscribe.service.compose import open_journal
 
 
 def _failed_sources(inbox: InboxSettings) -> list[Path]:
@@ -61,7 +61,7 @@ def retry_failed(settings: Settings, paths: list[Path] | None) -> tuple[list[tup
                 targets.append((owner, path))
     moved = []
     # no journal yet means no job to mark; opening one would create it
-    journal = Journal(settings.state.path) if targets and settings.state.path.exists() else None
+    journal = open_journal(settings) if targets and settings.state.path.exists() else None
     try:
         for inbox, path in targets:
             destination = _move_back(inbox, path, problems)

@@ -21,9 +21,9 @@ from pathlib import Path, PurePosixPath
 from dropscribe.adapters import files
 from dropscribe.adapters.watcher import is_mount_point
 from dropscribe.config.model import EffectiveRules, InboxSettings
-from dropscribe.config.rulefiles import RuleCache, RulesHeld
 from dropscribe.core.gate import Fingerprint, Observation, is_settled, observe
 from dropscribe.core.naming import is_ignored, is_ignored_dir
+from dropscribe.service.rule_cache import RuleCache, RulesHeld
 
 
 @dataclass

@@ -9,17 +9,11 @@ from typing import TypeVar
 
 import pytest
 
-from dropscribe.config.load import load_settings
-from dropscribe.config.model import EffectiveRules, InboxSettings, RuleSet
-from dropscribe.config.rulefiles import (
-    RuleCache,
-    RuleFileEvent,
-    RulesHeld,
-    error_file_for,
-    find_rule_files,
-    parse_rule_file,
-)
+from dropscribe.config.model import InboxSettings
 from dropscribe.core.errors import ConfigError
+from dropscribe.core.ruleset import EffectiveRules, RuleSet
+from dropscribe.service.rule_cache import RuleCache, RuleFileEvent, RulesHeld, error_file_for
+from dropscribe.service.settings_files import find_rule_files, load_settings, parse_rule_file
 from tests.support.blocking import finishes
 
 RULES = "asr-rules.yaml"

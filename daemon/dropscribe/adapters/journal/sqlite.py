@@ -1,9 +1,7 @@
-"""The job journal: a local SQLite file (WAL, synchronous=FULL) that survives kill -9 and power loss.
+"""The journal on a local SQLite file (WAL, synchronous=FULL) that survives kill -9 and power loss.
 
-Every side effect is preceded by a committed intent and followed by a committed outcome, so a restart
-can tell what was done. Results are stored by *result key* (content hash + everything that shapes the
-request), which is what keeps a recognition from being paid for twice: a file with the same bytes and
-options, dropped again or resumed after a crash, finds its result here.
+One process may share the file with others (``dropscribe transcribe`` beside a running service): WAL
+lets readers and one writer work at once, and each write is one short ``BEGIN IMMEDIATE`` transaction.
 """
 
 from __future__ import annotations
@@ -16,126 +14,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dropscribe.adapters.journal.rows import job_from_row as _job
+from dropscribe.adapters.journal.rows import path_text as _path_text
+from dropscribe.adapters.journal.rows import path_value as _path_value
+from dropscribe.adapters.journal.schema import check_version, migrate
 from dropscribe.core.errors import StateFullError
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY,
-    inbox BLOB NOT NULL,
-    relpath BLOB NOT NULL,
-    state TEXT NOT NULL,            -- working | finishing | done | failed | gone | reopened | retried
-    sha256 TEXT,
-    size INTEGER, dev INTEGER, ino INTEGER, mtime_ns INTEGER,
-    result_key TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL DEFAULT 0,
-    last_error TEXT,
-    outcome TEXT,                   -- done | failed, decided before the finishing steps
-    final_name BLOB,                -- chosen free name in done/ or failed/, kept across restarts
-    error_json TEXT,
-    meta_json TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_active ON jobs(inbox, relpath)
-    WHERE state IN ('working', 'finishing');
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
-CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(inbox, finished_at);
-CREATE TABLE IF NOT EXISTS results (
-    result_key TEXT PRIMARY KEY,
-    result_json TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS chunk_results (
-    result_key TEXT NOT NULL,
-    chunk INTEGER NOT NULL,
-    result_json TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (result_key, chunk)
-);
-CREATE TABLE IF NOT EXISTS calls (
-    id INTEGER PRIMARY KEY,
-    result_key TEXT NOT NULL,
-    chunk INTEGER NOT NULL,
-    kind TEXT NOT NULL,             -- sync | submit
-    started_at REAL NOT NULL,
-    ended_at REAL,
-    outcome TEXT,
-    request_id TEXT
-);
-CREATE INDEX IF NOT EXISTS calls_result ON calls(result_key);
-CREATE TABLE IF NOT EXISTS tasks (
-    result_key TEXT PRIMARY KEY,
-    task_id TEXT,                   -- NULL while the submit is in flight
-    submitted_at REAL NOT NULL,
-    request_id TEXT
-);
-CREATE TABLE IF NOT EXISTS objects (
-    object_key TEXT PRIMARY KEY,
-    created_at REAL NOT NULL,
-    deleted_at REAL
-);
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
-
-
-@dataclass(frozen=True)
-class Job:
-    id: int
-    inbox: str
-    relpath: str
-    state: str
-    sha256: str | None
-    size: int | None
-    dev: int | None
-    ino: int | None
-    mtime_ns: int | None
-    result_key: str | None
-    attempts: int
-    next_attempt_at: float
-    last_error: str | None
-    outcome: str | None
-    final_name: str | None
-    error: dict[str, Any] | None
-    meta: dict[str, Any]
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-
-
-def _path_value(text: str) -> bytes:
-    """Paths are stored as their raw bytes: a name that is not UTF-8 must still round-trip."""
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _path_text(value: bytes | str) -> str:
-    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
-
-
-def _job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"], inbox=_path_text(row["inbox"]), relpath=_path_text(row["relpath"]),
-        state=row["state"],
-        sha256=row["sha256"], size=row["size"], dev=row["dev"], ino=row["ino"],
-        mtime_ns=row["mtime_ns"], result_key=row["result_key"], attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"], last_error=row["last_error"],
-        outcome=row["outcome"],
-        final_name=_path_text(row["final_name"]) if row["final_name"] is not None else None,
-        error=json.loads(row["error_json"]) if row["error_json"] else None,
-        meta=json.loads(row["meta_json"]) if row["meta_json"] else {},
-        created_at=row["created_at"], started_at=row["started_at"],
-        finished_at=row["finished_at"],
-    )  # fmt: skip
-
+from dropscribe.core.jobs import Job
 
 _LOW_SPACE_BYTES = 1 << 20
 
@@ -156,7 +43,7 @@ def _is_full(exc: sqlite3.Error, folder: Path) -> bool:
     return st.f_bavail * st.f_frsize < _LOW_SPACE_BYTES
 
 
-class Journal:
+class SqliteJournal:
     """Thread-safe access to the journal; one connection, short transactions.
 
     A full filesystem is an operating condition, not a crash: every call then raises
@@ -178,16 +65,21 @@ class Journal:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         try:
             db.row_factory = sqlite3.Row
+            # before anything that writes, switching to WAL included: a newer release's journal is
+            # refused as it was found
+            check_version(db, str(self.path))
             db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed intent or result must survive power loss, not only a process crash
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA busy_timeout=30000")
-            # executescript manages its own transaction; CREATE ... IF NOT EXISTS makes it idempotent
-            db.executescript(SCHEMA)
+            migrate(db, str(self.path))
         except sqlite3.Error as exc:
             db.close()
             if _is_full(exc, self.path.parent):
                 raise StateFullError(f"no space left for the journal in {self.path.parent}") from exc
+            raise
+        except BaseException:
+            db.close()
             raise
         self._db = db
         return db

@@ -1,0 +1,13 @@
+"""The job journal: the service's memory of jobs, results, calls, uploads and meta, on local SQLite.
+
+The contract it keeps is the port :class:`dropscribe.core.ports.journal.Journal`; ``schema`` holds the
+tables and their migrations, ``rows`` how a job is kept in a row, ``sqlite`` the implementation.
+"""
+
+from dropscribe.adapters.journal.sqlite import SqliteJournal
+from dropscribe.core.jobs import Job
+
+# the names the service has always imported from here
+Journal = SqliteJournal
+
+__all__ = ["Job", "Journal", "SqliteJournal"]

@@ -1,0 +1,134 @@
+"""Which audio a recognition backend takes as it is, and what everything else is re-encoded to.
+
+Pure policy over the names a media probe reports (FFmpeg's container and codec names); the audio
+adapters carry it out. Policies are keyed by backend name so that another kind of backend (an
+OpenAI-compatible server, say) can bring its own lists without touching DashScope's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "DASHSCOPE",
+    "Encoding",
+    "FormatPolicy",
+    "format_parts",
+    "format_policy",
+    "mime_type",
+]
+
+#: The backend name of DashScope's Qwen3-ASR API.
+DASHSCOPE = "dashscope"
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """A mono audio format the service writes: FFmpeg's muxer and encoder names, rate and sample format.
+
+    ``sample_format`` is a packed (interleaved) FFmpeg sample format such as ``s16``.
+    """
+
+    container: str
+    codec: str
+    sample_rate: int
+    sample_format: str
+    mime_type: str
+    suffix: str
+
+
+@dataclass(frozen=True)
+class FormatPolicy:
+    """What one backend accepts untouched, and what the rest becomes.
+
+    ``containers`` are parts of FFmpeg's demuxer name (it may be a comma list such as
+    ``mov,mp4,m4a,3gp,3g2,mj2``); ``codecs`` are FFmpeg canonical codec names. A file is sent as it
+    is only when both its container and its codec are listed; re-encoding costs little and avoids a
+    rejected request. ``transcode_to`` is what a whole file that cannot go as it is becomes;
+    ``chunk_encoding`` is what the pieces of split long audio are written as.
+    """
+
+    backend: str
+    containers: frozenset[str]
+    codecs: frozenset[str]
+    transcode_to: Encoding
+    chunk_encoding: Encoding
+
+    def takes_as_is(self, format_name: str, codec: str | None) -> bool:
+        """True when the backend takes a file of this container and audio codec without re-encoding.
+
+        Size and length limits are the caller's business.
+        """
+        return codec in self.codecs and any(part in self.containers for part in format_parts(format_name))
+
+
+def format_parts(format_name: str) -> list[str]:
+    """The names in FFmpeg's comma-separated demuxer name, in order."""
+    return format_name.split(",")
+
+
+#: 16 kHz mono FLAC: lossless, about half the size of WAV, and what the sync API decodes natively.
+_FLAC_16K_MONO = Encoding(
+    container="flac",
+    codec="flac",
+    sample_rate=16000,
+    sample_format="s16",
+    mime_type="audio/flac",
+    suffix=".flac",
+)
+
+_DASHSCOPE_CONTAINERS = frozenset(
+    {"aac", "amr", "flac", "mp3", "ogg", "wav", "matroska", "webm", "asf", "mov", "mp4", "m4a",
+     "aiff", "avi", "flv", "mpeg"}
+)  # fmt: skip
+
+# Codecs DashScope is known to decode inside those containers.
+_DASHSCOPE_CODECS = frozenset(
+    {"aac", "mp3", "mp2", "flac", "opus", "vorbis", "pcm_s16le", "pcm_s16be", "pcm_s24le",
+     "pcm_u8", "pcm_alaw", "pcm_mulaw", "amr_nb", "amr_wb", "wmav1", "wmav2"}
+)  # fmt: skip
+
+_POLICIES: dict[str, FormatPolicy] = {
+    DASHSCOPE: FormatPolicy(
+        backend=DASHSCOPE,
+        containers=_DASHSCOPE_CONTAINERS,
+        codecs=_DASHSCOPE_CODECS,
+        transcode_to=_FLAC_16K_MONO,
+        chunk_encoding=_FLAC_16K_MONO,
+    ),
+}
+
+
+def format_policy(backend: str) -> FormatPolicy:
+    """The policy of ``backend``; raises ``ValueError`` for a backend that has none."""
+    try:
+        return _POLICIES[backend]
+    except KeyError:
+        raise ValueError(f"no format policy for backend {backend!r}") from None
+
+
+_MIME_TYPES: tuple[tuple[str, str, str], ...] = (
+    # (container name, MIME for audio only, MIME when the file also carries video)
+    ("wav", "audio/wav", "audio/wav"),
+    ("mp3", "audio/mpeg", "audio/mpeg"),
+    ("flac", "audio/flac", "audio/flac"),
+    ("ogg", "audio/ogg", "video/ogg"),
+    ("mov", "audio/mp4", "video/mp4"),
+    ("aac", "audio/aac", "audio/aac"),
+    ("amr", "audio/amr", "audio/amr"),
+    ("matroska", "audio/webm", "video/webm"),
+    ("asf", "audio/x-ms-wma", "video/x-ms-wmv"),
+    ("aiff", "audio/aiff", "audio/aiff"),
+    ("avi", "video/x-msvideo", "video/x-msvideo"),
+    ("flv", "video/x-flv", "video/x-flv"),
+    ("mpeg", "audio/mpeg", "video/mpeg"),
+)
+
+
+def mime_type(format_name: str, has_video: bool) -> str:
+    """MIME type of a file sent as it is, from FFmpeg's demuxer name; the first match in the table wins."""
+    parts = format_parts(format_name)
+    for name, audio_only, with_video in _MIME_TYPES:
+        if name in parts:
+            return with_video if has_video else audio_only
+    return "application/octet-stream"

@@ -1,0 +1,1 @@
+"""Ports: the protocols the service is written against, one per external capability."""

@@ -1,0 +1,163 @@
+"""The journal port: the service's durable memory of jobs, results, calls, uploads and meta.
+
+Every side effect is preceded by a committed intent and followed by a committed outcome, so a restart
+can tell what was done. Results are stored by *result key* (content hash + everything that shapes the
+request), which is what keeps a recognition from being paid for twice.
+
+Contract for every implementation (checked by ``tests/contract/journal_contract.py``):
+
+* each write is committed when the call returns, and is seen after the journal is closed and opened
+  again, by this process or another;
+* paths (``inbox``, ``relpath``, ``final_name``) round-trip exactly, names that are not UTF-8 included
+  (they arrive as ``str`` with surrogate escapes);
+* when nothing can be recorded (the store is full) a call raises
+  :class:`~dropscribe.core.errors.StateFullError` and nothing may be done; once there is room again
+  calls work without reopening;
+* a store written by a newer release is refused on open with
+  :class:`~dropscribe.core.errors.JournalVersionError` and left as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from dropscribe.core.jobs import Job
+
+
+class Journal(Protocol):
+    def close(self) -> None: ...
+
+    def writable(self) -> bool:
+        """Whether a write commits now (how the service learns that a full store has room again)."""
+        ...
+
+    # jobs -------------------------------------------------------------------------------------
+
+    def active_job(self, inbox: str, relpath: str) -> Job | None:
+        """The job of this file that is ``working`` or ``finishing``; there is at most one."""
+        ...
+
+    def get(self, job_id: int) -> Job: ...
+
+    def start_job(
+        self, inbox: str, relpath: str, *, sha256: str, size: int, dev: int, ino: int,
+        mtime_ns: int, result_key: str | None, meta: dict[str, Any],
+    ) -> Job:  # fmt: skip
+        """Record that a file was taken, or refresh its active job (same id) if the file changed since.
+
+        A refreshed job is ``working`` again: its outcome, final name and error are cleared.
+        """
+        ...
+
+    def set_result_key(self, job_id: int, result_key: str, meta: dict[str, Any]) -> None: ...
+
+    def defer(self, job_id: int, *, until: float, error: str, count_attempt: bool = True) -> None:
+        """Not before ``until``; ``attempts`` grows by one unless ``count_attempt`` is false."""
+        ...
+
+    def decide(
+        self, job_id: int, *, outcome: str, final_name: str, error: dict[str, Any] | None = None
+    ) -> None:
+        """Commit where the file goes (``done`` | ``failed``) and under which name: state ``finishing``."""
+        ...
+
+    def finish(self, job_id: int, final_identity: dict[str, int] | None = None) -> None:
+        """The decided outcome becomes the state; ``final_identity`` lands in ``meta``."""
+        ...
+
+    def restart(self, job_id: int) -> None:
+        """Back to ``working`` with the decision forgotten: the file goes through the gate again."""
+        ...
+
+    def abandon(self, job_id: int, reason: str) -> None:
+        """The file left the inbox by other hands: state ``gone``, ``reason`` as its last error."""
+        ...
+
+    def reopen(self, job_id: int, reason: str) -> None:
+        """The finished file changed in place: state ``reopened``, ``reason`` as its last error."""
+        ...
+
+    def mark_retried(self, inbox: str, folder: str, final_name: str) -> int | None:
+        """The newest ``failed`` job of ``inbox`` named ``final_name`` in ``folder`` becomes ``retried``.
+
+        ``folder`` is the relpath's folder (``""`` at the top). Returns its id, or None if none matched.
+        """
+        ...
+
+    def finished_since(self, inbox: str, since: float) -> list[Job]:
+        """Jobs of ``inbox`` that ended ``done`` or ``failed`` at or after ``since``, oldest first."""
+        ...
+
+    def jobs_in(self, *states: str) -> list[Job]:
+        """Jobs in any of ``states``, in the order they were first taken."""
+        ...
+
+    def recent(self, state: str, limit: int = 10) -> list[Job]:
+        """The last ``limit`` jobs to finish in ``state``, newest first."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs are in each state (states with none are absent)."""
+        ...
+
+    # results ----------------------------------------------------------------------------------
+
+    def result(self, result_key: str) -> dict[str, Any] | None: ...
+
+    def store_result(self, result_key: str, result: dict[str, Any]) -> None:
+        """Store (or replace) the whole answer for ``result_key``."""
+        ...
+
+    def chunk_results(self, result_key: str) -> dict[int, dict[str, Any]]: ...
+
+    def store_chunk_result(self, result_key: str, chunk: int, result: dict[str, Any]) -> None: ...
+
+    def forget_result(self, result_key: str) -> None:
+        """Drop the answer, its chunk answers and its task; the calls stay as the record of payment."""
+        ...
+
+    def usage_seconds_total(self) -> float:
+        """The sum of ``usage_seconds`` over every stored answer."""
+        ...
+
+    # calls and tasks --------------------------------------------------------------------------
+
+    def call_started(self, result_key: str, chunk: int, kind: str) -> int:
+        """Note a request about to be sent (``kind``: ``sync`` | ``submit``); returns the call's id."""
+        ...
+
+    def call_ended(self, call_id: int, outcome: str, request_id: str | None) -> None: ...
+
+    def request_ids(self, result_key: str) -> list[str]:
+        """The request ids of the ended calls for ``result_key``, in the order the calls started."""
+        ...
+
+    def task(self, result_key: str) -> tuple[str | None, float] | None:
+        """``(task_id, submitted_at)``; ``task_id`` is None while the submit is in flight."""
+        ...
+
+    def task_submitting(self, result_key: str) -> None: ...
+
+    def task_submitted(self, result_key: str, task_id: str, request_id: str | None) -> None: ...
+
+    def forget_task(self, result_key: str) -> None: ...
+
+    # uploaded objects -------------------------------------------------------------------------
+
+    def object_created(self, object_key: str) -> None:
+        """Note an uploaded object; noting it again changes nothing."""
+        ...
+
+    def object_deleted(self, object_key: str) -> None: ...
+
+    def live_objects(self, prefix: str) -> list[str]:
+        """Keys that start with ``prefix`` (case counts) and were not deleted."""
+        ...
+
+    # meta -------------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set ``key``; None removes it."""
+        ...

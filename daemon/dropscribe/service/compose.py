@@ -1,0 +1,203 @@
+"""The composition root: the one place that builds the service's object graph from settings and env.
+
+Two lifetimes. A :class:`Graph` lives as long as the process: journal, status file, watcher, metrics
+endpoint, clock, notifier, the content locks and the stop event. A :class:`Wiring` lives as long as one
+configuration: the API client, the store, the pipeline and each inbox's scanner with its rule cache.
+A reload builds a new wiring through :meth:`Graph.wire`; the old one finishes the files it took and
+is closed then. Every command that builds these parts (``run``, ``transcribe``, ``status``,
+``retry``) builds them here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dropscribe.adapters.dashscope import DashScopeClient
+from dropscribe.adapters.journal import SqliteJournal
+from dropscribe.adapters.metrics import MetricsServer
+from dropscribe.adapters.statusfile import StatusFile
+from dropscribe.adapters.storage import Storage
+from dropscribe.adapters.watcher import Watcher
+from dropscribe.config.model import Settings
+from dropscribe.core.ports.clock import Clock
+from dropscribe.core.ports.notifier import Notifier
+from dropscribe.logs import configure, get_logger, register_secret
+from dropscribe.service.content_locks import ContentLocks
+from dropscribe.service.pipeline import Pipeline
+from dropscribe.service.rule_cache import RuleCache, RuleFileEvent
+from dropscribe.service.scanner import InboxScanner
+from dropscribe.service.settings_files import load_settings, resolve_api_key
+from dropscribe.service.storage_factory import make_storage
+
+log = get_logger()
+
+# events that mean something is wrong; the rest say that it is over
+_LEVELS = {
+    "queue_paused": "error",
+    "state_full": "error",
+    "output_full": "error",
+    "rules_invalid": "error",
+    "inbox_unavailable": "warning",
+}
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+
+class LogNotifier:
+    """Operator notifications as structured log events (journald, or whatever reads stderr)."""
+
+    def notify(self, event: str, **fields: Any) -> None:
+        getattr(log, _LEVELS.get(event, "info"))(event, **fields)
+
+
+def build_client(settings: Settings, env: Mapping[str, str]) -> DashScopeClient:
+    key = resolve_api_key(settings.dashscope, env)
+    register_secret(key)
+    ds = settings.dashscope
+    return DashScopeClient(
+        ds.base_url, key, timeout_s=ds.timeout_s, requests_per_minute=ds.requests_per_minute,
+        concurrency=ds.concurrency,
+    )  # fmt: skip
+
+
+def open_journal(settings: Settings) -> SqliteJournal:
+    return SqliteJournal(settings.state.path)
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """The parts built from one configuration; closed together once no file in flight uses them."""
+
+    settings: Settings
+    client: DashScopeClient
+    storage: Storage
+    pipeline: Pipeline
+    scanners: Mapping[str, InboxScanner]  # by inbox path
+    closed: threading.Event = field(default_factory=threading.Event, compare=False)
+
+    def close(self, *, keep: Wiring | None = None) -> None:
+        """Close the pipeline, client and store; those ``keep`` shares with this one stay open."""
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        self.pipeline.close()
+        if keep is None or self.client is not keep.client:
+            self.client.close()
+        if keep is None or self.storage is not keep.storage:
+            self.storage.close()
+
+
+def wire(
+    settings: Settings,
+    env: Mapping[str, str],
+    *,
+    journal: SqliteJournal,
+    stopping: threading.Event,
+    content_locks: ContentLocks | None = None,
+    on_rule_event: Callable[[RuleFileEvent], None] | None = None,
+    previous: Mapping[str, InboxScanner] | None = None,
+    with_scanners: bool = True,
+) -> Wiring:
+    """Client, store, pipeline and (``with_scanners``) the inboxes' scanners for ``settings``.
+
+    Raises ConfigError when the API key is missing, before anything was built.
+    """
+    client = build_client(settings, env)
+    try:
+        storage = make_storage(settings.storage, client)
+    except BaseException:
+        client.close()
+        raise
+    pipeline = Pipeline(
+        journal=journal, client=client, storage=storage, staging_dir=settings.state.staging_dir,
+        concurrency=settings.dashscope.concurrency, stopping=stopping, content_locks=content_locks,
+    )  # fmt: skip
+    scanners: dict[str, InboxScanner] = {}
+    for inbox in settings.inboxes if with_scanners else ():
+        scanner = InboxScanner(inbox, RuleCache.for_inbox(settings, inbox, on_change=on_rule_event))
+        old = (previous or {}).get(str(inbox.path))
+        if old is not None:  # what was seen settling before the reload keeps its clock
+            scanner.observations = old.observations
+        scanners[str(inbox.path)] = scanner
+    return Wiring(settings, client, storage, pipeline, scanners)
+
+
+@dataclass(frozen=True)
+class Graph:
+    """What the service is built of for the life of the process."""
+
+    settings: Settings  # as composed; each wiring carries the settings it was built from
+    env: Mapping[str, str]
+    config_path: Path | None
+    journal: SqliteJournal
+    status_file: StatusFile
+    watcher: Watcher
+    metrics: MetricsServer | None
+    clock: Clock
+    notifier: Notifier
+    content_locks: ContentLocks
+    stopping: threading.Event
+
+    def load_settings(self) -> Settings:
+        """The config as it reads now (a reload); the composed settings when there is no file."""
+        return load_settings(self.config_path, self.env) if self.config_path else self.settings
+
+    def wire(self, settings: Settings, previous: Mapping[str, InboxScanner] | None = None) -> Wiring:
+        return wire(
+            settings, self.env, journal=self.journal, stopping=self.stopping,
+            content_locks=self.content_locks, on_rule_event=self.rule_event, previous=previous,
+        )  # fmt: skip
+
+    def rule_event(self, event: RuleFileEvent) -> None:
+        if event.status == "invalid":
+            self.notifier.notify("rules_invalid", rule_file=str(event.rule_file), errors=list(event.messages),
+                                 action="files below it wait until the rule file is fixed")  # fmt: skip
+        else:
+            self.notifier.notify(f"rules_{event.status}", rule_file=str(event.rule_file))
+
+    def close(self) -> None:
+        """Close what lives as long as the process (the wirings are closed by whoever holds them)."""
+        self.watcher.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
+        self.journal.close()
+        self.status_file.close()
+
+
+def compose(
+    settings: Settings,
+    env: Mapping[str, str],
+    *,
+    config_path: Path | None = None,
+    clock: Clock | None = None,
+    notifier: Notifier | None = None,
+) -> Graph:
+    """The process-long parts for ``settings``; the metrics endpoint is bound here, served by the loop.
+
+    Raises ConfigError for a missing API key before anything is opened or created.
+    """
+    configure(settings.logging.format, settings.logging.level)
+    resolve_api_key(settings.dashscope, env)
+    journal = open_journal(settings)
+    try:
+        metrics = MetricsServer(settings.metrics.listen) if settings.metrics.listen else None
+    except BaseException:
+        journal.close()
+        raise
+    return Graph(
+        settings=settings, env=env, config_path=config_path, journal=journal,
+        status_file=StatusFile(settings.state.path), watcher=Watcher(), metrics=metrics,
+        clock=clock or SystemClock(), notifier=notifier or LogNotifier(), content_locks=ContentLocks(),
+        stopping=threading.Event(),
+    )  # fmt: skip

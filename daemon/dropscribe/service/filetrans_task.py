@@ -1,0 +1,109 @@
+"""File transcription: one task for the whole recording, submitted once and waited for.
+
+The task id is journaled as soon as it is known, so a restart waits for the same task instead of paying
+for a second one.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import BinaryIO
+
+from dropscribe.adapters import audio
+from dropscribe.adapters.dashscope import DashScopeClient, ResultExpiredError
+from dropscribe.adapters.storage import Storage
+from dropscribe.core.errors import AsrUnavailableError, RemoteRejectedError
+from dropscribe.core.ports.journal import Journal
+from dropscribe.core.recognition import AsrOptions, AsrResult
+from dropscribe.logs import get_logger
+from dropscribe.service.crashpoints import crash_point
+from dropscribe.service.objects import SourceObjects
+from dropscribe.service.outcomes import ParkedError, park_if_stopping
+
+POLL_FIRST_S, POLL_FACTOR, POLL_MAX_S = 2.0, 1.5, 30.0
+
+log = get_logger()
+
+
+class FiletransRecognition:
+    def __init__(
+        self, *, journal: Journal, client: DashScopeClient, storage: Storage, objects: SourceObjects,
+        stopping: threading.Event,
+    ) -> None:  # fmt: skip
+        self.journal = journal
+        self.client = client
+        self.storage = storage
+        self.objects = objects
+        self.stopping = stopping
+
+    def run(
+        self, key: str, sha: str, handle: BinaryIO, probe: audio.Probe, model: str, options: AsrOptions,
+        staging: Path,
+    ) -> AsrResult:  # fmt: skip
+        task = self.journal.task(key)
+        if task is None or task[0] is None:
+            # no task id recorded: either never submitted, or the process died inside the submit
+            # round trip; the latter is the one window where a second submission can happen
+            task_id = self._submit(key, sha, handle, probe, model, options, staging)
+        else:
+            task_id = task[0]
+        return self._wait(key, task_id)
+
+    def _submit(
+        self, key: str, sha: str, handle: BinaryIO, probe: audio.Probe, model: str, options: AsrOptions,
+        staging: Path,
+    ) -> str:  # fmt: skip
+        encoded = None
+        if not audio.is_sendable_as_is(probe):
+            encoded = staging / "whole.flac"
+            if not encoded.exists():
+                audio.transcode(handle, encoded)
+        url = self.objects.upload(sha, model, handle, probe, encoded)
+        self.journal.task_submitting(key)
+        crash_point("before_submit")
+        call_id = self.journal.call_started(key, 0, "submit")
+        try:
+            task_id, request_id = self.client.submit_filetrans(
+                model, url, options, oss_resolve=self.storage.oss_resolve,
+                before_send=lambda: park_if_stopping(self.stopping),
+            )  # fmt: skip
+        except ParkedError:
+            self.journal.forget_task(key)  # never sent: nothing to look for after the restart
+            self.journal.call_ended(call_id, "parked", None)
+            raise
+        crash_point("after_submit")
+        self.journal.task_submitted(key, task_id, request_id)
+        self.journal.call_ended(call_id, "submitted", request_id)
+        log.info("task_submitted", task_id=task_id, request_id=request_id)
+        crash_point("after_task_stored")
+        return task_id
+
+    def _wait(self, key: str, task_id: str) -> AsrResult:
+        delay = POLL_FIRST_S
+        while True:
+            park_if_stopping(self.stopping)
+            state = self.client.poll_task(task_id)
+            if state.status == "SUCCEEDED" and state.transcription_url:
+                try:
+                    result = self.client.fetch_transcription(state.transcription_url)
+                except ResultExpiredError:
+                    self.journal.forget_task(key)
+                    raise
+                return AsrResult(
+                    text=result.text, language=result.language, emotion=result.emotion,
+                    request_id=state.request_id or result.request_id,
+                    usage_seconds=state.usage_seconds or result.usage_seconds,
+                    sentences=result.sentences,
+                )  # fmt: skip
+            if state.status in ("FAILED", "CANCELED", "UNKNOWN"):
+                self.journal.forget_task(key)
+                if state.status == "FAILED" and state.code not in ("FILE_DOWNLOAD_FAILED", None):
+                    raise RemoteRejectedError(state.code or "FAILED", state.message or "", state.request_id)
+                raise AsrUnavailableError(
+                    f"task {state.status.lower()}: {state.code or ''} {state.message or ''}".strip(),
+                    remote_code=state.code,
+                )
+            if self.stopping.wait(delay):
+                raise ParkedError()
+            delay = min(POLL_MAX_S, delay * POLL_FACTOR)

@@ -1,0 +1,60 @@
+"""Recognition inputs put into storage for the API to fetch, and removed once their job is finished.
+
+Every object is journaled before it is put, so one left behind by a crash is still found and removed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from dropscribe.adapters import audio
+from dropscribe.adapters.storage import PayloadTooLargeError, Storage
+from dropscribe.core.errors import InputRejectedError, TransientError
+from dropscribe.core.naming import object_key
+from dropscribe.core.ports.journal import Journal
+from dropscribe.logs import get_logger
+
+log = get_logger()
+
+
+class SourceObjects:
+    def __init__(self, journal: Journal, storage: Storage) -> None:
+        self.journal = journal
+        self.storage = storage
+
+    def upload(self, sha: str, model: str, handle: BinaryIO, probe: audio.Probe, encoded: Path | None) -> str:
+        """The URL the API fetches: the source's own bytes when ``encoded`` is None, else that file.
+
+        Both sync requests (a whole file or a chunk) and file-transcription tasks upload through here.
+        """
+        if encoded is None:
+            # a demuxer name is no path, but it becomes part of an object key: keep only a last component
+            suffix = PurePosixPath(probe.format_name.split(",")[0]).name
+            okey = object_key(sha, "source", f".{suffix}")
+            with os.fdopen(os.dup(handle.fileno()), "rb") as data:
+                data.seek(0)
+                return self._put(okey, data, os.fstat(data.fileno()).st_size, audio.mime_type(probe), model)
+        okey = object_key(sha, encoded.stem, ".flac")
+        with open(encoded, "rb") as data:
+            return self._put(okey, data, encoded.stat().st_size, "audio/flac", model)
+
+    def _put(self, okey: str, data: BinaryIO, size: int, content_type: str, model: str) -> str:
+        self.journal.object_created(okey)
+        try:
+            return self.storage.put(okey, data, size, content_type, model)
+        except PayloadTooLargeError as exc:
+            raise InputRejectedError("too_large", str(exc)) from exc
+
+    def remove_all(self, sha: str) -> None:
+        """Every live object made for these bytes; one that cannot be deleted now stays journaled."""
+        if not sha:
+            return
+        for okey in self.journal.live_objects(f"{sha[:2]}/{sha}/"):
+            try:
+                self.storage.delete(okey)
+            except TransientError as exc:
+                log.warning("object_delete_failed", object_key=okey, error=exc.message)
+                continue
+            self.journal.object_deleted(okey)

@@ -1,0 +1,142 @@
+"""Synchronous recognition: a short file in one request, a long one in chunks split at silences.
+
+Chunks are recognized concurrently; each answer is journaled the moment it arrives, so a restart sends
+only the chunks that have none yet.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from dropscribe.adapters import audio, files
+from dropscribe.adapters.dashscope import DashScopeClient
+from dropscribe.adapters.storage import Storage
+from dropscribe.core.chunking import plan_chunks
+from dropscribe.core.errors import AccountError, InputRejectedError, RemoteRejectedError, TransientError
+from dropscribe.core.ports.journal import Journal
+from dropscribe.core.recognition import AsrOptions, AsrResult
+from dropscribe.core.results import Piece, answer_from_stored, answer_to_stored
+from dropscribe.logs import get_logger
+from dropscribe.service.crashpoints import crash_point
+from dropscribe.service.objects import SourceObjects
+from dropscribe.service.outcomes import ParkedError, park_if_stopping
+
+# A data URL grows by 4/3; staying under this keeps the encoded request within DashScope's 10 MB.
+INLINE_RAW_MAX_BYTES = 7 * 1024 * 1024
+SYNC_MAX_BYTES = 10 * 1024 * 1024
+
+Span = tuple[float, float]
+
+log = get_logger()
+
+
+class SyncRecognition:
+    def __init__(
+        self, *, journal: Journal, client: DashScopeClient, storage: Storage, objects: SourceObjects,
+        pool: ThreadPoolExecutor, stopping: threading.Event,
+    ) -> None:  # fmt: skip
+        self.journal = journal
+        self.client = client
+        self.storage = storage
+        self.objects = objects
+        self.pool = pool
+        self.stopping = stopping
+
+    def run(
+        self, key: str, sha: str, handle: BinaryIO, probe: audio.Probe, model: str, options: AsrOptions,
+        mode: str, chunk_max_s: float, staging: Path,
+    ) -> list[Piece]:  # fmt: skip
+        """Each piece's answer with where it lies in the source, in order."""
+        spans, paths = self._prepare(handle, probe, chunk_max_s, mode, staging)
+        results = self._run_chunks(key, sha, model, options, spans, paths, handle, probe)
+        return [(results[i], spans[i][0], spans[i][1]) for i in range(len(spans))]
+
+    def _prepare(
+        self, handle: BinaryIO, probe: audio.Probe, chunk_max_s: float, mode: str, staging: Path
+    ) -> tuple[list[Span], list[Path | None]]:
+        """Chunks to send; ``None`` as a path means "send the source bytes as they are"."""
+        if mode == "single":
+            limit = INLINE_RAW_MAX_BYTES if self.storage.sync_only else SYNC_MAX_BYTES
+            if audio.is_sendable_as_is(probe) and os.fstat(handle.fileno()).st_size <= limit:
+                return [(0.0, probe.duration_s)], [None]
+            out = staging / "whole.flac"
+            if not out.exists():
+                audio.transcode(handle, out)
+            crash_point("after_encode")
+            return [(0.0, probe.duration_s)], [out]
+        spans_file = staging / "spans.txt"
+        if spans_file.exists():
+            spans = [(float(a), float(b)) for a, b in
+                     (line.split() for line in spans_file.read_text().splitlines())]  # fmt: skip
+        else:
+            energies, duration = audio.measure_energy(handle)
+            spans = plan_chunks(energies, 0.1, duration, chunk_max_s)
+            files.atomic_write(spans_file, "".join(f"{a!r} {b!r}\n" for a, b in spans).encode())
+        paths = [staging / f"chunk-{i:04d}.flac" for i in range(len(spans))]
+        if not all(p.exists() for p in paths):
+            paths = list(audio.encode_chunks(handle, spans, staging))
+        crash_point("after_encode")
+        return spans, list(paths)
+
+    def _run_chunks(
+        self, key: str, sha: str, model: str, options: AsrOptions, spans: list[Span],
+        paths: list[Path | None], handle: BinaryIO, probe: audio.Probe,
+    ) -> list[AsrResult]:  # fmt: skip
+        done = self.journal.chunk_results(key)
+        futures = {}
+        for i in (i for i in range(len(spans)) if i not in done):
+            park_if_stopping(self.stopping)
+            futures[i] = self.pool.submit(
+                self._one_chunk, key, sha, i, model, options, paths[i], handle, probe
+            )
+        errors: list[BaseException] = []
+        for i, future in futures.items():
+            try:
+                done[i] = future.result()
+            except Exception as exc:  # noqa: BLE001 - collected; the most severe is re-raised, Ctrl-C is not caught
+                errors.append(exc)
+        if errors:
+            raise _most_severe(errors)
+        return [answer_from_stored(done[i]) for i in range(len(spans))]
+
+    def _one_chunk(
+        self, key: str, sha: str, index: int, model: str, options: AsrOptions, path: Path | None,
+        handle: BinaryIO, probe: audio.Probe,
+    ) -> dict[str, Any]:  # fmt: skip
+        park_if_stopping(self.stopping)
+        url = self.objects.upload(sha, model, handle, probe, path)
+        crash_point("after_upload")
+        call_id = self.journal.call_started(key, index, "sync")
+        crash_point("before_call")
+        try:
+            result = self.client.recognize(
+                model, url, options, oss_resolve=self.storage.oss_resolve,
+                before_send=lambda: park_if_stopping(self.stopping),
+            )  # fmt: skip
+        except ParkedError:
+            self.journal.call_ended(call_id, "parked", None)  # never sent
+            raise
+        except (TransientError, RemoteRejectedError) as exc:
+            self.journal.call_ended(call_id, type(exc).__name__, getattr(exc, "request_id", None))
+            raise
+        crash_point("after_call")
+        stored = answer_to_stored(result)
+        self.journal.store_chunk_result(key, index, stored)
+        self.journal.call_ended(call_id, "ok", result.request_id)
+        log.info("chunk_recognized", chunk=index, request_id=result.request_id,
+                 usage_seconds=result.usage_seconds)  # fmt: skip
+        crash_point("after_chunk_stored")
+        return stored
+
+
+def _most_severe(errors: list[BaseException]) -> BaseException:
+    """Account problems first (pause), then rejections, then parking, then transient errors."""
+    for kind in (AccountError, InputRejectedError, RemoteRejectedError, ParkedError, TransientError):
+        for exc in errors:
+            if isinstance(exc, kind):
+                return exc
+    return errors[0]
