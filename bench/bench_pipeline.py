@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.audio import make_tone
 from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
 
-from dropscribe.config.model import InboxSettings, RuleSet
+from dropscribe.config.model import InboxSettings
+from dropscribe.core.ruleset import RuleSet
 from dropscribe.emulator import Emulator, EmulatorConfig, Fault
 from dropscribe.service.rule_cache import RuleCache
 from dropscribe.service.scanner import InboxScanner

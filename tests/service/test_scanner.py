@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dropscribe.config.model import InboxSettings, RuleSet
+from dropscribe.config.model import InboxSettings
+from dropscribe.core.ruleset import RuleSet
 from dropscribe.service.rule_cache import RuleCache
 from dropscribe.service.scanner import InboxScanner
 

@@ -2,8 +2,9 @@
 DashScope's temporary ``oss://`` storage. Which one, and with what values, the service decides from
 ``storage`` in the config.
 
-Every store takes a key chosen by the caller from the content (``<sha256>/<chunk-index>.flac``),
-never from a user's file name, and returns the string to hand to the API.
+Each store keeps the port :class:`dropscribe.core.ports.storage.Storage`: it takes a key chosen by the
+caller from the content (see :func:`dropscribe.core.naming.object_key`), never from a user's file
+name, and returns the string to hand to the API.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from boto3.s3.transfer import TransferConfig
 
 from dropscribe.adapters.dashscope import DashScopeClient, is_safe_object_name
 from dropscribe.core.errors import AccountError, ConfigError, StorageUnavailableError
-from dropscribe.core.ports.storage import Storage  # re-exported: the port these stores satisfy
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -33,7 +33,6 @@ __all__ = [
     "InlineStorage",
     "PayloadTooLargeError",
     "S3Storage",
-    "Storage",
 ]
 
 # The sync API takes at most 10 MB per request, counted on the encoded data URL (docs/dashscope.md,

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from dropscribe.config.model import LANGUAGES, OUTPUT_KINDS
+from dropscribe.config.model import LANGUAGES
 from dropscribe.config.yamlsrc import Node, YamlList, YamlScalar, shown
 from dropscribe.core.rules import AUTO_LANGUAGE, KNOWN_MODELS_TEXT, is_known_model
+from dropscribe.core.ruleset import OUTPUT_KINDS
 
 FileSignature = tuple[int, int, int, int]
 """(mtime_ns, size, inode, ctime_ns): when any of these changed, the file must be read again."""

@@ -6,14 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-# The rule value types live in core, where the cascade decides with them; settings carry them, so
-# they are re-exported here for whoever reads settings.
-from dropscribe.core.ruleset import BUILTIN_RULES as BUILTIN_RULES
-from dropscribe.core.ruleset import OUTPUT_KINDS as OUTPUT_KINDS
-from dropscribe.core.ruleset import EffectiveRules as EffectiveRules
-from dropscribe.core.ruleset import LongAudio as LongAudio
-from dropscribe.core.ruleset import OutputKind as OutputKind
-from dropscribe.core.ruleset import RuleSet as RuleSet
+from dropscribe.core.ruleset import RuleSet
 
 StorageType = Literal["inline", "s3", "dashscope"]
 

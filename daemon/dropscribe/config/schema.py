@@ -31,7 +31,6 @@ from dropscribe.config.kinds import (
     number_text,
 )
 from dropscribe.config.model import (
-    BUILTIN_RULES,
     DashScopeSettings,
     InboxSettings,
     LoggingSettings,
@@ -40,6 +39,7 @@ from dropscribe.config.model import (
     StorageSettings,
 )
 from dropscribe.core.rules import AUTO_LANGUAGE, MAX_CONTEXT_TOKENS
+from dropscribe.core.ruleset import BUILTIN_RULES
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,13 @@ from dropscribe.adapters.dashscope import DashScopeClient
 from dropscribe.adapters.journal import SqliteJournal
 from dropscribe.adapters.metrics import MetricsServer
 from dropscribe.adapters.statusfile import StatusFile
-from dropscribe.adapters.storage import Storage
 from dropscribe.adapters.watcher import Watcher
 from dropscribe.config.model import Settings
+from dropscribe.core.formats import DASHSCOPE, format_policy
 from dropscribe.core.ports.clock import Clock
+from dropscribe.core.ports.journal import Journal
 from dropscribe.core.ports.notifier import Notifier
+from dropscribe.core.ports.storage import Storage
 from dropscribe.logs import configure, get_logger, register_secret
 from dropscribe.service.content_locks import ContentLocks
 from dropscribe.service.pipeline import Pipeline
@@ -102,7 +104,7 @@ def wire(
     settings: Settings,
     env: Mapping[str, str],
     *,
-    journal: SqliteJournal,
+    journal: Journal,
     stopping: threading.Event,
     content_locks: ContentLocks | None = None,
     on_rule_event: Callable[[RuleFileEvent], None] | None = None,
@@ -120,8 +122,10 @@ def wire(
         client.close()
         raise
     pipeline = Pipeline(
-        journal=journal, client=client, storage=storage, staging_dir=settings.state.staging_dir,
-        concurrency=settings.dashscope.concurrency, stopping=stopping, content_locks=content_locks,
+        journal=journal, client=client, storage=storage,
+        formats=format_policy(DASHSCOPE),  # must be the policy of the backend the client talks to
+        staging_dir=settings.state.staging_dir, concurrency=settings.dashscope.concurrency,
+        stopping=stopping, content_locks=content_locks,
     )  # fmt: skip
     scanners: dict[str, InboxScanner] = {}
     for inbox in settings.inboxes if with_scanners else ():
@@ -140,7 +144,7 @@ class Graph:
     settings: Settings  # as composed; each wiring carries the settings it was built from
     env: Mapping[str, str]
     config_path: Path | None
-    journal: SqliteJournal
+    journal: Journal
     status_file: StatusFile
     watcher: Watcher
     metrics: MetricsServer | None

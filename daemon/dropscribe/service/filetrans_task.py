@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dropscribe.adapters import audio
-from dropscribe.adapters.dashscope import DashScopeClient, ResultExpiredError
-from dropscribe.adapters.storage import Storage
 from dropscribe.core.errors import AsrUnavailableError, RemoteRejectedError
+from dropscribe.core.formats import FormatPolicy
 from dropscribe.core.ports.journal import Journal
-from dropscribe.core.recognition import AsrOptions, AsrResult
+from dropscribe.core.ports.recognizer import Recognizer
+from dropscribe.core.ports.storage import Storage
+from dropscribe.core.recognition import AsrOptions, AsrResult, ResultExpiredError
 from dropscribe.logs import get_logger
 from dropscribe.service.crashpoints import crash_point
-from dropscribe.service.objects import SourceObjects
+from dropscribe.service.objects import SourceObjects, Staged
 from dropscribe.service.outcomes import ParkedError, park_if_stopping
 
 POLL_FIRST_S, POLL_FACTOR, POLL_MAX_S = 2.0, 1.5, 30.0
@@ -28,13 +29,14 @@ log = get_logger()
 
 class FiletransRecognition:
     def __init__(
-        self, *, journal: Journal, client: DashScopeClient, storage: Storage, objects: SourceObjects,
-        stopping: threading.Event,
+        self, *, journal: Journal, client: Recognizer, storage: Storage, objects: SourceObjects,
+        formats: FormatPolicy, stopping: threading.Event,
     ) -> None:  # fmt: skip
         self.journal = journal
         self.client = client
         self.storage = storage
         self.objects = objects
+        self.formats = formats
         self.stopping = stopping
 
     def run(
@@ -55,10 +57,10 @@ class FiletransRecognition:
         staging: Path,
     ) -> str:  # fmt: skip
         encoded = None
-        if not audio.is_sendable_as_is(probe):
-            encoded = staging / "whole.flac"
-            if not encoded.exists():
-                audio.transcode(handle, encoded)
+        if not audio.is_sendable_as_is(probe, self.formats.backend):
+            encoded = Staged.whole(staging, self.formats.transcode_to)
+            if not encoded.path.exists():
+                audio.transcode(handle, encoded.path, encoded.encoding)
         url = self.objects.upload(sha, model, handle, probe, encoded)
         self.journal.task_submitting(key)
         crash_point("before_submit")

@@ -17,7 +17,7 @@ from typing import Any
 
 from dropscribe import __version__
 from dropscribe.adapters import files
-from dropscribe.config.model import EffectiveRules, InboxSettings
+from dropscribe.config.model import InboxSettings
 from dropscribe.core import documents
 from dropscribe.core.errors import (
     InputRejectedError,
@@ -28,6 +28,7 @@ from dropscribe.core.errors import (
 from dropscribe.core.jobs import Job
 from dropscribe.core.naming import sidecar_name
 from dropscribe.core.ports.journal import Journal
+from dropscribe.core.ruleset import EffectiveRules
 from dropscribe.logs import get_logger
 from dropscribe.service.crashpoints import crash_point
 from dropscribe.service.objects import SourceObjects

@@ -6,17 +6,46 @@ Every object is journaled before it is put, so one left behind by a crash is sti
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from dropscribe.adapters import audio
-from dropscribe.adapters.storage import PayloadTooLargeError, Storage
+from dropscribe.adapters.storage import PayloadTooLargeError
 from dropscribe.core.errors import InputRejectedError, TransientError
+from dropscribe.core.formats import Encoding
 from dropscribe.core.naming import object_key
 from dropscribe.core.ports.journal import Journal
+from dropscribe.core.ports.storage import Storage
 from dropscribe.logs import get_logger
 
 log = get_logger()
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A re-encoding of the source in the staging folder: the whole recording, or one chunk of it.
+
+    ``part`` names both the file (with the encoding's suffix) and its object. Journals of earlier runs
+    name those objects, so the parts must not change: ``whole``, and ``chunk-NNNN`` as the audio
+    adapter names the chunks it writes.
+    """
+
+    staging: Path
+    part: str
+    encoding: Encoding
+
+    @classmethod
+    def whole(cls, staging: Path, encoding: Encoding) -> Staged:
+        return cls(staging, "whole", encoding)
+
+    @classmethod
+    def chunk(cls, staging: Path, index: int, encoding: Encoding) -> Staged:
+        return cls(staging, f"chunk-{index:04d}", encoding)
+
+    @property
+    def path(self) -> Path:
+        return self.staging / f"{self.part}{self.encoding.suffix}"
 
 
 class SourceObjects:
@@ -24,7 +53,9 @@ class SourceObjects:
         self.journal = journal
         self.storage = storage
 
-    def upload(self, sha: str, model: str, handle: BinaryIO, probe: audio.Probe, encoded: Path | None) -> str:
+    def upload(
+        self, sha: str, model: str, handle: BinaryIO, probe: audio.Probe, encoded: Staged | None
+    ) -> str:
         """The URL the API fetches: the source's own bytes when ``encoded`` is None, else that file.
 
         Both sync requests (a whole file or a chunk) and file-transcription tasks upload through here.
@@ -36,9 +67,9 @@ class SourceObjects:
             with os.fdopen(os.dup(handle.fileno()), "rb") as data:
                 data.seek(0)
                 return self._put(okey, data, os.fstat(data.fileno()).st_size, audio.mime_type(probe), model)
-        okey = object_key(sha, encoded.stem, ".flac")
-        with open(encoded, "rb") as data:
-            return self._put(okey, data, encoded.stat().st_size, "audio/flac", model)
+        okey = object_key(sha, encoded.part, encoded.encoding.suffix)
+        with open(encoded.path, "rb") as data:
+            return self._put(okey, data, encoded.path.stat().st_size, encoded.encoding.mime_type, model)
 
     def _put(self, okey: str, data: BinaryIO, size: int, content_type: str, model: str) -> str:
         self.journal.object_created(okey)

@@ -18,14 +18,11 @@ from types import FrameType
 from typing import Any
 
 from dropscribe.adapters import files
-from dropscribe.adapters.journal import Journal
-from dropscribe.adapters.storage import Storage
+from dropscribe.adapters.journal import SqliteJournal
 from dropscribe.config.model import (
     DashScopeSettings,
-    EffectiveRules,
     LoggingSettings,
     MetricsSettings,
-    RuleSet,
     Settings,
     StateSettings,
     StorageSettings,
@@ -38,7 +35,10 @@ from dropscribe.core.errors import (
     ShareUnavailableError,
     TransientError,
 )
+from dropscribe.core.ports.journal import Journal
+from dropscribe.core.ports.storage import Storage
 from dropscribe.core.rules import effective_rules
+from dropscribe.core.ruleset import EffectiveRules, RuleSet
 from dropscribe.logs import configure, get_logger
 from dropscribe.service.compose import wire
 from dropscribe.service.outcomes import ParkedError
@@ -75,7 +75,7 @@ def _bare_settings(state: Path) -> Settings:
     )  # fmt: skip
 
 
-class RunJournal(Journal):
+class RunJournal(SqliteJournal):
     """The journal as one transcribe run uses it: it notes what this run paid for.
 
     The pipeline journals each chunk answer the moment it arrives (and a file-transcription result as
@@ -139,7 +139,7 @@ def transcribe_files(
     except BaseException:
         journal.close()
         raise
-    pipeline, client, storage = wiring.pipeline, wiring.client, wiring.storage
+    pipeline, storage = wiring.pipeline, wiring.storage
     restore_sigint = _stop_on_sigint(stopping)
     try:
         for path in paths:
@@ -151,10 +151,8 @@ def transcribe_files(
         raise
     finally:
         restore_sigint()
-        pipeline.close()
+        wiring.close()  # waits for the requests in flight, whose answers still go to the open journal
         journal.close()
-        client.close()
-        storage.close()
 
 
 def _stop_on_sigint(stopping: threading.Event) -> Callable[[], None]:

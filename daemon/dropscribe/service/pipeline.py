@@ -13,12 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from dropscribe.adapters.dashscope import DashScopeClient
-from dropscribe.adapters.storage import Storage
-from dropscribe.config.model import EffectiveRules, InboxSettings
+from dropscribe.config.model import InboxSettings
 from dropscribe.core.errors import InputRejectedError, RemoteRejectedError
+from dropscribe.core.formats import FormatPolicy
 from dropscribe.core.jobs import Job
 from dropscribe.core.ports.journal import Journal
+from dropscribe.core.ports.recognizer import Recognizer
+from dropscribe.core.ports.storage import Storage
+from dropscribe.core.ruleset import EffectiveRules
 from dropscribe.service.content_locks import ContentLocks
 from dropscribe.service.filetrans_task import FiletransRecognition
 from dropscribe.service.finish import Finisher
@@ -34,8 +36,9 @@ class Pipeline:
         self,
         *,
         journal: Journal,
-        client: DashScopeClient,
+        client: Recognizer,
         storage: Storage,
+        formats: FormatPolicy,
         staging_dir: Path,
         concurrency: int,
         stopping: threading.Event,
@@ -52,9 +55,9 @@ class Pipeline:
         self._recognition = Recognition(
             journal=journal, staging_dir=staging_dir, content_locks=self.content_locks,
             sync=SyncRecognition(journal=journal, client=client, storage=storage, objects=objects,
-                                 pool=self._chunk_pool, stopping=stopping),
+                                 formats=formats, pool=self._chunk_pool, stopping=stopping),
             filetrans=FiletransRecognition(journal=journal, client=client, storage=storage, objects=objects,
-                                           stopping=stopping),
+                                           formats=formats, stopping=stopping),
         )  # fmt: skip
         self._finisher = Finisher(journal=journal, objects=objects, staging_dir=staging_dir)
         self._taker = Taker(journal=journal, recognition=self._recognition, finisher=self._finisher)

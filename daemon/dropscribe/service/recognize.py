@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from dropscribe.adapters import audio, files
-from dropscribe.config.model import EffectiveRules
 from dropscribe.core.ports.journal import Journal
 from dropscribe.core.recognition import AsrOptions, accepts_options
 from dropscribe.core.results import chunk_segments, task_segments, whole_result
 from dropscribe.core.routing import Route, route
+from dropscribe.core.ruleset import EffectiveRules
 from dropscribe.logs import get_logger
 from dropscribe.service.content_locks import ContentLocks
 from dropscribe.service.crashpoints import crash_point

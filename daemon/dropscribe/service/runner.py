@@ -22,8 +22,9 @@ from types import FrameType
 from dropscribe.adapters import files, systemd, writers
 from dropscribe.adapters.metrics import Snapshot
 from dropscribe.adapters.watcher import wants_events
-from dropscribe.config.model import EffectiveRules, InboxSettings, Settings
+from dropscribe.config.model import InboxSettings, Settings
 from dropscribe.core.errors import ConfigError, StateFullError
+from dropscribe.core.ruleset import EffectiveRules
 from dropscribe.logs import configure, get_logger
 from dropscribe.service.compose import Graph, Wiring
 from dropscribe.service.dispatcher import Dispatcher

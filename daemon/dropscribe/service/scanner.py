@@ -20,9 +20,10 @@ from pathlib import Path, PurePosixPath
 
 from dropscribe.adapters import files
 from dropscribe.adapters.watcher import is_mount_point
-from dropscribe.config.model import EffectiveRules, InboxSettings
+from dropscribe.config.model import InboxSettings
 from dropscribe.core.gate import Fingerprint, Observation, is_settled, observe
 from dropscribe.core.naming import is_ignored, is_ignored_dir
+from dropscribe.core.ruleset import EffectiveRules
 from dropscribe.service.rule_cache import RuleCache, RulesHeld
 
 

@@ -13,16 +13,17 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from dropscribe.adapters import audio, files
-from dropscribe.adapters.dashscope import DashScopeClient
-from dropscribe.adapters.storage import Storage
 from dropscribe.core.chunking import plan_chunks
 from dropscribe.core.errors import AccountError, InputRejectedError, RemoteRejectedError, TransientError
+from dropscribe.core.formats import FormatPolicy
 from dropscribe.core.ports.journal import Journal
+from dropscribe.core.ports.recognizer import Recognizer
+from dropscribe.core.ports.storage import Storage
 from dropscribe.core.recognition import AsrOptions, AsrResult
 from dropscribe.core.results import Piece, answer_from_stored, answer_to_stored
 from dropscribe.logs import get_logger
 from dropscribe.service.crashpoints import crash_point
-from dropscribe.service.objects import SourceObjects
+from dropscribe.service.objects import SourceObjects, Staged
 from dropscribe.service.outcomes import ParkedError, park_if_stopping
 
 # A data URL grows by 4/3; staying under this keeps the encoded request within DashScope's 10 MB.
@@ -36,13 +37,14 @@ log = get_logger()
 
 class SyncRecognition:
     def __init__(
-        self, *, journal: Journal, client: DashScopeClient, storage: Storage, objects: SourceObjects,
-        pool: ThreadPoolExecutor, stopping: threading.Event,
+        self, *, journal: Journal, client: Recognizer, storage: Storage, objects: SourceObjects,
+        formats: FormatPolicy, pool: ThreadPoolExecutor, stopping: threading.Event,
     ) -> None:  # fmt: skip
         self.journal = journal
         self.client = client
         self.storage = storage
         self.objects = objects
+        self.formats = formats
         self.pool = pool
         self.stopping = stopping
 
@@ -51,23 +53,26 @@ class SyncRecognition:
         mode: str, chunk_max_s: float, staging: Path,
     ) -> list[Piece]:  # fmt: skip
         """Each piece's answer with where it lies in the source, in order."""
-        spans, paths = self._prepare(handle, probe, chunk_max_s, mode, staging)
-        results = self._run_chunks(key, sha, model, options, spans, paths, handle, probe)
+        spans, staged = self._prepare(handle, probe, chunk_max_s, mode, staging)
+        results = self._run_chunks(key, sha, model, options, spans, staged, handle, probe)
         return [(results[i], spans[i][0], spans[i][1]) for i in range(len(spans))]
 
     def _prepare(
         self, handle: BinaryIO, probe: audio.Probe, chunk_max_s: float, mode: str, staging: Path
-    ) -> tuple[list[Span], list[Path | None]]:
-        """Chunks to send; ``None`` as a path means "send the source bytes as they are"."""
+    ) -> tuple[list[Span], list[Staged | None]]:
+        """Chunks to send; ``None`` means "send the source bytes as they are"."""
         if mode == "single":
             limit = INLINE_RAW_MAX_BYTES if self.storage.sync_only else SYNC_MAX_BYTES
-            if audio.is_sendable_as_is(probe) and os.fstat(handle.fileno()).st_size <= limit:
+            if (
+                audio.is_sendable_as_is(probe, self.formats.backend)
+                and os.fstat(handle.fileno()).st_size <= limit
+            ):
                 return [(0.0, probe.duration_s)], [None]
-            out = staging / "whole.flac"
-            if not out.exists():
-                audio.transcode(handle, out)
+            whole = Staged.whole(staging, self.formats.transcode_to)
+            if not whole.path.exists():
+                audio.transcode(handle, whole.path, whole.encoding)
             crash_point("after_encode")
-            return [(0.0, probe.duration_s)], [out]
+            return [(0.0, probe.duration_s)], [whole]
         spans_file = staging / "spans.txt"
         if spans_file.exists():
             spans = [(float(a), float(b)) for a, b in
@@ -76,22 +81,22 @@ class SyncRecognition:
             energies, duration = audio.measure_energy(handle)
             spans = plan_chunks(energies, 0.1, duration, chunk_max_s)
             files.atomic_write(spans_file, "".join(f"{a!r} {b!r}\n" for a, b in spans).encode())
-        paths = [staging / f"chunk-{i:04d}.flac" for i in range(len(spans))]
-        if not all(p.exists() for p in paths):
-            paths = list(audio.encode_chunks(handle, spans, staging))
+        chunks = [Staged.chunk(staging, i, self.formats.chunk_encoding) for i in range(len(spans))]
+        if not all(chunk.path.exists() for chunk in chunks):
+            audio.encode_chunks(handle, spans, staging, self.formats.chunk_encoding)
         crash_point("after_encode")
-        return spans, list(paths)
+        return spans, list(chunks)
 
     def _run_chunks(
         self, key: str, sha: str, model: str, options: AsrOptions, spans: list[Span],
-        paths: list[Path | None], handle: BinaryIO, probe: audio.Probe,
+        staged: list[Staged | None], handle: BinaryIO, probe: audio.Probe,
     ) -> list[AsrResult]:  # fmt: skip
         done = self.journal.chunk_results(key)
         futures = {}
         for i in (i for i in range(len(spans)) if i not in done):
             park_if_stopping(self.stopping)
             futures[i] = self.pool.submit(
-                self._one_chunk, key, sha, i, model, options, paths[i], handle, probe
+                self._one_chunk, key, sha, i, model, options, staged[i], handle, probe
             )
         errors: list[BaseException] = []
         for i, future in futures.items():
@@ -104,11 +109,11 @@ class SyncRecognition:
         return [answer_from_stored(done[i]) for i in range(len(spans))]
 
     def _one_chunk(
-        self, key: str, sha: str, index: int, model: str, options: AsrOptions, path: Path | None,
+        self, key: str, sha: str, index: int, model: str, options: AsrOptions, staged: Staged | None,
         handle: BinaryIO, probe: audio.Probe,
     ) -> dict[str, Any]:  # fmt: skip
         park_if_stopping(self.stopping)
-        url = self.objects.upload(sha, model, handle, probe, path)
+        url = self.objects.upload(sha, model, handle, probe, staged)
         crash_point("after_upload")
         call_id = self.journal.call_started(key, index, "sync")
         crash_point("before_call")

@@ -12,12 +12,13 @@ from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
 from dropscribe.adapters import audio, files, sniff, writers
-from dropscribe.config.model import EffectiveRules, InboxSettings
+from dropscribe.config.model import InboxSettings
 from dropscribe.core.errors import InputRejectedError, RemoteRejectedError
 from dropscribe.core.jobs import Job
 from dropscribe.core.naming import short_format_name
 from dropscribe.core.ports.journal import Journal
 from dropscribe.core.readiness import busy_wait_s, unfinished_wait_s
+from dropscribe.core.ruleset import EffectiveRules
 from dropscribe.logs import get_logger
 from dropscribe.service.crashpoints import crash_point
 from dropscribe.service.finish import Finisher

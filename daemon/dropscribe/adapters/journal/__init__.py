@@ -5,9 +5,5 @@ tables and their migrations, ``rows`` how a job is kept in a row, ``sqlite`` the
 """
 
 from dropscribe.adapters.journal.sqlite import SqliteJournal
-from dropscribe.core.jobs import Job
 
-# the names the service has always imported from here
-Journal = SqliteJournal
-
-__all__ = ["Job", "Journal", "SqliteJournal"]
+__all__ = ["SqliteJournal"]
