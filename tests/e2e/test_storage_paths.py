@@ -122,3 +122,29 @@ def test_missing_key_refuses_to_start(layout: Layout, tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
     assert done.returncode == 78
     assert "DASHSCOPE_API_KEY" in done.stderr
+
+
+def test_object_keys_stay_what_earlier_journals_name(
+    layout: Layout, emulator: Emulator, services: list[ServiceProcess], s3_bucket: S3Target
+) -> None:
+    """Uploads keep their names across releases: ``source.<format>`` and ``chunk-NNNN.flac`` under the hash.
+
+    A journal written by an earlier release lists its uploads by these keys, and the cleanup after a
+    restart finds them only if the names never change.
+    """
+    use_s3(layout, s3_bucket, keep=True)
+    layout.data["defaults"] = {"chunk_max_s": 30}
+    layout.write()
+    make_tone(layout.inbox / "short.wav", seconds=1.0, fmt="wav")
+    make_speechlike(layout.inbox / "long.wav", 45.0, "wav", gaps=[(20.0, 21.0)])
+    start(layout, services)
+    wait_for(lambda: (layout.done / "short.wav").exists() and (layout.done / "long.wav").exists(), timeout=60)
+    short = sha256_file(layout.done / "short.wav")
+    long = sha256_file(layout.done / "long.wav")
+    assert sorted(objects(s3_bucket)) == sorted(
+        [
+            f"asr/{short[:2]}/{short}/source.wav",
+            f"asr/{long[:2]}/{long}/chunk-0000.flac",
+            f"asr/{long[:2]}/{long}/chunk-0001.flac",
+        ]
+    )
