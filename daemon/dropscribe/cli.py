@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", type=Path, required=True)
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("explain", help="the history of one file: each step journaled, and why it waits")
+    p.add_argument("-c", "--config", type=Path, required=True)
+    p.add_argument("file", metavar="PATH|SHA256", help="a file in an inbox, done/ or failed/, or its SHA-256")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("retry", help="move failed files back to their inbox")
     p.add_argument("-c", "--config", type=Path, required=True)
     p.add_argument("paths", nargs="*", type=Path, help="files in a failed/ folder")
@@ -71,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_status(args)
         if args.command == "retry":
             return cmd_retry(args)
+        if args.command == "explain":
+            return cmd_explain(args)
     except ConfigError as exc:
         print(f"dropscribe: configuration error\n{exc}", file=sys.stderr)
         return EX_CONFIG
@@ -146,7 +154,19 @@ _WAITING_TEXT = {  # reason -> (with a time, without one)
     "over_budget": ("over budget until {at}", "over budget"),
     "queued": ("queued for a worker", "queued for a worker"),
     "open_for_writing": ("still open for writing, looked at again at {at}", "still open for writing"),
+    "output_full": (
+        "its done/ or failed/ folder is full, tried again at {at}",
+        "its done/ or failed/ folder is full; tried again once there is room",
+    ),
 }
+
+
+def _waiting_why(item: Mapping[str, Any]) -> str:
+    """Why a file waits, from an entry of the service's waiting report."""
+    reason = str(item.get("reason"))
+    timed, untimed = _WAITING_TEXT.get(reason, (f"{reason} until {{at}}", reason))
+    until = item.get("until")
+    return timed.format(at=_clock(until)) if isinstance(until, int | float) else untimed
 
 
 def _ago(seconds: float) -> str:
@@ -179,7 +199,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, dict(os.environ))
     if not settings.state.path.exists():
-        print("no journal yet: the service has not run with this config")
+        print("service: not running (no journal yet: the service has not run with this config)")
         return 0
     # the lock, not the report, says whether a service runs: a report outlives its writer
     state = probe(settings.state.path)
@@ -260,10 +280,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     listed = set()
     for item in waiting:
         listed.add((item.get("inbox"), item.get("relpath")))
-        reason = str(item.get("reason"))
-        timed, untimed = _WAITING_TEXT.get(reason, (f"{reason} until {{at}}", reason))
-        until = item.get("until")
-        why = timed.format(at=_clock(until)) if isinstance(until, int | float) else untimed
+        why = _waiting_why(item)
         if item["attempts"]:
             why += f" (attempt {item['attempts']}: {item['last_error']})"
         elif item["last_error"]:
@@ -275,12 +292,36 @@ def cmd_status(args: argparse.Namespace) -> int:
         extra = f" (attempt {item['attempts']}: {item['last_error']})" if item["attempts"] else ""
         if item["retry_at"] is not None:
             extra += f", retry at {_clock(item['retry_at'])}"
+        if not service["running"]:
+            extra += "; waits for the service to run"
         print(f"  {item['state']:9} {shown_path(item['inbox'], item['relpath'])}{extra}")
     if report["recent_failures"]:
         print("recent failures:")
         for item in report["recent_failures"]:
             print(f"  {_shown(item['relpath'])}: {item['code']}: {item['message']}")
     return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from dropscribe.service.explain import NotFoundError, explain, printable, render
+    from dropscribe.service.settings_files import load_settings
+
+    settings = load_settings(args.config, dict(os.environ))
+    try:
+        document = explain(settings, args.file, Path.cwd())
+    except NotFoundError as exc:
+        print(f"dropscribe explain: {_safe(str(exc))}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(printable(document), ensure_ascii=False, indent=2))
+    else:
+        print(_safe(render(document, shown=_shown, clock=_clock, why=_waiting_why)))
+    return 0
+
+
+def _safe(text: str) -> str:
+    """Text fit for any terminal encoding: bytes of names that are not UTF-8 as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def cmd_retry(args: argparse.Namespace) -> int:

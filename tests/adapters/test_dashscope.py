@@ -353,6 +353,7 @@ class TestErrorMapping:
         assert caught.value.remote_code == "Throttling.RateQuota"
 
 
+@pytest.mark.timing
 class TestLimits:
     def test_requests_per_minute(self, emulator: Emulator, audio: Audio) -> None:
         """Concurrent workers sharing one client start at most one request per 60/RPM seconds."""

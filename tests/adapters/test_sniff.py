@@ -139,6 +139,7 @@ class TestGarbage:
 
 
 class TestHugeFiles:
+    @pytest.mark.timing
     def test_2gb_files_are_judged_from_a_few_hundred_kib(self, tmp_path: Path) -> None:
         """Sparse 2 GB files: the process reads a few hundred KiB for each, in milliseconds."""
         wav = make_tone(tmp_path / "src.wav", seconds=30.0, fmt="wav").read_bytes()

@@ -210,6 +210,17 @@ class JournalContract:
         assert journal.result("rk") == {"text": "two", "usage_seconds": 3}
         assert journal.usage_seconds_total() == pytest.approx(4.5)
 
+    def test_usage_between_two_times_counts_the_answers_stored_then(self, journal: Journal) -> None:
+        start = time.time()
+        assert journal.usage_seconds_between(0.0, start + 60) == 0.0
+        journal.store_result("a", {"text": "a", "usage_seconds": 2.5})
+        journal.store_result("free", {"text": "no usage recorded"})
+        journal.store_result("b", {"text": "b", "usage_seconds": 4})
+        end = time.time() + 1e-3
+        assert journal.usage_seconds_between(start - 1e-3, end) == pytest.approx(6.5)
+        assert journal.usage_seconds_between(end, end + 3600) == 0.0  # stored before the window
+        assert journal.usage_seconds_between(0.0, start - 1) == 0.0  # stored after it
+
     def test_chunk_results_are_kept_per_chunk(self, journal: Journal) -> None:
         assert journal.chunk_results("rk") == {}
         journal.store_chunk_result("rk", 1, {"text": "b"})
@@ -259,6 +270,80 @@ class JournalContract:
         journal.forget_task("rk")
         assert journal.task("rk") is None
 
+    # history, for explain ----------------------------------------------------------------------
+
+    def test_every_job_of_a_file_is_found_oldest_first(self, journal: Journal) -> None:
+        first = finish(journal, take(journal, "a/x.wav"), "failed")
+        journal.mark_retried(INBOX, "a", "x.wav")
+        second = finish(journal, take(journal, "a/x.wav"))
+        third = take(journal, "a/x.wav")
+        take(journal, "a/y.wav")
+        take(journal, "a/x.wav", inbox="/srv/other")
+        found = journal.jobs_of_file(INBOX, "a/x.wav")
+        assert [j.id for j in found] == [first.id, second.id, third.id]
+        assert [j.state for j in found] == ["retried", "done", "working"]
+        assert journal.jobs_of_file(INBOX, "a/z.wav") == []
+
+    def test_jobs_are_found_by_their_final_name_in_their_folder(self, journal: Journal) -> None:
+        renamed = finish(journal, take(journal, "a/x.wav"), "done", "x (2).wav")
+        top = finish(journal, take(journal, "x.wav"), "done", "x (2).wav")
+        odd = finish(journal, take(journal, f"{ODD_NAME}/{ODD_NAME}"), "failed", ODD_NAME)
+        assert [j.id for j in journal.jobs_finished_as(INBOX, "a", "x (2).wav")] == [renamed.id]
+        assert [j.id for j in journal.jobs_finished_as(INBOX, "", "x (2).wav")] == [top.id]
+        assert [j.id for j in journal.jobs_finished_as(INBOX, ODD_NAME, ODD_NAME)] == [odd.id]
+        assert journal.jobs_finished_as(INBOX, "a", "x.wav") == []
+        assert journal.jobs_finished_as("/srv/other", "a", "x (2).wav") == []
+
+    def test_jobs_are_found_by_a_prefix_of_their_hash(self, journal: Journal) -> None:
+        def taken(relpath: str, sha: str) -> Job:
+            return journal.start_job(INBOX, relpath, sha256=sha, size=1, dev=1, ino=1, mtime_ns=1,
+                                     result_key=None, meta={})  # fmt: skip
+
+        a = taken("a.wav", "ab12" + "0" * 60)
+        b = taken("b.wav", "ab12" + "f" * 60)
+        c = taken("c.wav", "ab13" + "0" * 60)
+        journal.start_job(INBOX, "empty.wav", sha256="", size=0, dev=1, ino=1, mtime_ns=1, result_key=None,
+                          meta={})  # fmt: skip
+        assert [j.id for j in journal.jobs_with_sha("ab12")] == [a.id, b.id]
+        assert [j.id for j in journal.jobs_with_sha("AB12")] == [a.id, b.id]
+        assert [j.id for j in journal.jobs_with_sha("ab1")] == [a.id, b.id, c.id]
+        assert [j.id for j in journal.jobs_with_sha("ab12" + "f" * 60)] == [b.id]
+        assert journal.jobs_with_sha("ab14") == []
+
+    def test_calls_are_listed_with_how_they_ended(self, journal: Journal) -> None:
+        before = time.time()
+        first = journal.call_started("rk", 0, "sync")
+        journal.call_ended(first, "AsrUnavailableError", "req-1")
+        second = journal.call_started("rk", 0, "sync")
+        journal.call_ended(second, "ok", "req-2")
+        open_call = journal.call_started("rk", 1, "submit")
+        journal.call_started("rk2", 0, "sync")
+        journal.forget_result("rk")  # calls are the record of payment: they stay
+        calls = journal.calls_of("rk")
+        assert [(c.id, c.chunk, c.kind, c.outcome, c.request_id) for c in calls] == [
+            (first, 0, "sync", "AsrUnavailableError", "req-1"),
+            (second, 0, "sync", "ok", "req-2"),
+            (open_call, 1, "submit", None, None),
+        ]
+        assert {c.result_key for c in calls} == {"rk"}
+        assert before <= calls[0].started_at <= (calls[0].ended_at or 0) <= calls[1].started_at
+        assert calls[2].ended_at is None
+        assert journal.calls_of("nothing") == []
+
+    def test_results_and_chunk_answers_say_when_they_were_stored(self, journal: Journal) -> None:
+        assert (journal.result_stored_at("rk"), journal.chunks_stored_at("rk")) == (None, {})
+        before = time.time()
+        journal.store_chunk_result("rk", 1, {"text": "b"})
+        journal.store_chunk_result("rk", 0, {"text": "a"})
+        journal.store_result("rk", {"text": "ab"})
+        stored = journal.result_stored_at("rk")
+        chunks = journal.chunks_stored_at("rk")
+        assert stored is not None
+        assert before <= chunks[1] <= chunks[0] <= stored <= time.time()
+        assert sorted(chunks) == [0, 1]
+        journal.forget_result("rk")
+        assert (journal.result_stored_at("rk"), journal.chunks_stored_at("rk")) == (None, {})
+
     # uploaded objects --------------------------------------------------------------------------
 
     def test_live_objects_are_those_under_the_prefix_not_deleted(self, journal: Journal) -> None:
@@ -293,6 +378,94 @@ class JournalContract:
         journal.set_meta("paused", "yes")
         assert journal.writable()
         assert journal.get_meta("paused") == "yes"
+
+    # the notification outbox -------------------------------------------------------------------
+
+    def test_a_notification_is_one_pending_entry_per_channel_due_at_once(self, journal: Journal) -> None:
+        before = time.time()
+        body = {"inbox": INBOX, "relpath": ODD_NAME, "code": "not_audio", "message": "m", "error": {"a": 1},
+                "result": None}  # fmt: skip
+        ids = journal.add_notification("file.failed", ["webhook", "people"], body, job_id=7)
+        assert len(set(ids)) == 2
+        assert all(isinstance(id_, str) and id_ for id_ in ids)
+        now = time.time()
+        (hook,) = journal.due_notifications("webhook", now)
+        (people,) = journal.due_notifications("people", now)
+        assert (hook.id, people.id) == tuple(ids)
+        assert (hook.event, hook.channel, hook.payload, hook.job_id) == ("file.failed", "webhook", body, 7)
+        assert (hook.attempts, hook.delivered_at, hook.dropped_at, hook.last_error) == (0, None, None, None)
+        assert before <= hook.created_at <= hook.next_attempt_at <= now
+        assert journal.notification(ids[0]) == hook
+        assert journal.notification("no-such-id") is None
+        assert journal.next_notification_at("webhook") == hook.next_attempt_at
+        assert journal.next_notification_at("elsewhere") is None
+
+    def test_due_notifications_come_oldest_first_up_to_the_limit(self, journal: Journal) -> None:
+        ids = [journal.add_notification("queue.paused", ["webhook"], {"n": n})[0] for n in range(5)]
+        assert [e.id for e in journal.due_notifications("webhook", time.time())] == ids
+        assert [e.id for e in journal.due_notifications("webhook", time.time(), limit=2)] == ids[:2]
+        assert journal.due_notifications("people", time.time()) == []
+
+    def test_a_failed_attempt_counts_and_waits_until_its_time(self, journal: Journal) -> None:
+        (first,) = journal.add_notification("inbox.back", ["webhook"], {"inbox": INBOX})
+        (second,) = journal.add_notification("inbox.back", ["webhook"], {"inbox": INBOX})
+        later = time.time() + 60
+        journal.notifications_failed([first], error="answered 500", next_attempt_at=later)
+        journal.notifications_failed([first], error="connection refused", next_attempt_at=later + 1)
+        assert [e.id for e in journal.due_notifications("webhook", time.time())] == [second]
+        assert [e.id for e in journal.due_notifications("webhook", later + 1)] == [first, second]
+        entry = journal.notification(first)
+        assert entry is not None
+        assert (entry.attempts, entry.last_error) == (2, "connection refused")
+        assert entry.next_attempt_at == later + 1
+        waiting = journal.notification(second)
+        assert waiting is not None
+        assert journal.next_notification_at("webhook") == waiting.next_attempt_at
+
+    def test_delivered_and_dropped_entries_are_never_due_again(self, journal: Journal) -> None:
+        a, b, c = (journal.add_notification("file.done", ["webhook"], {"n": n})[0] for n in range(3))
+        before = time.time()
+        journal.notifications_delivered([a])
+        journal.notifications_dropped([b], "older than notify.max_age_s")
+        journal.notifications_failed([a, b], error="late", next_attempt_at=0)  # ended: changes nothing
+        journal.notifications_delivered([b])
+        assert [e.id for e in journal.due_notifications("webhook", time.time() + 1)] == [c]
+        delivered, dropped = journal.notification(a), journal.notification(b)
+        assert delivered is not None
+        assert dropped is not None
+        assert before <= (delivered.delivered_at or 0) <= time.time()
+        assert (delivered.attempts, delivered.last_error, delivered.dropped_at) == (0, None, None)
+        assert before <= (dropped.dropped_at or 0) <= time.time()
+        assert dropped.delivered_at is None
+        assert dropped.last_error == "older than notify.max_age_s"
+        journal.notifications_delivered([c])
+        assert journal.next_notification_at("webhook") is None
+
+    def test_notifications_of_a_job_are_all_kept_oldest_first(self, journal: Journal) -> None:
+        job = take(journal, "a.wav")
+        first = journal.add_notification("file.failed", ["webhook", "people"], {"n": 1}, job_id=job.id)
+        journal.add_notification("queue.paused", ["webhook"], {"n": 2})
+        second = journal.add_notification("file.done", ["webhook"], {"n": 3}, job_id=job.id)
+        journal.notifications_delivered(first)
+        found = journal.notifications_for_job(job.id)
+        assert [e.id for e in found] == first + second
+        assert [e.delivered_at is not None for e in found] == [True, True, False]
+        assert journal.notifications_for_job(job.id + 1000) == []
+
+    def test_the_outbox_survives_closing_and_opening_again(self, open_journal: OpenJournal) -> None:
+        journal = open_journal()
+        (pending,) = journal.add_notification("queue.paused", ["webhook"], {"code": "Arrearage"})
+        (done,) = journal.add_notification("queue.resumed", ["webhook"], {"code": None})
+        journal.notifications_failed([pending], error="refused", next_attempt_at=5.0)
+        journal.notifications_delivered([done])
+        kept = (journal.notification(pending), journal.notification(done))
+        journal.close()
+        journal = open_journal()
+        try:
+            assert (journal.notification(pending), journal.notification(done)) == kept
+            assert [e.id for e in journal.due_notifications("webhook", 10.0)] == [pending]
+        finally:
+            journal.close()
 
     # durability and sharing --------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -243,7 +244,10 @@ def test_the_cli_says_why_it_will_not_open_a_newer_journal(tmp_path: Path) -> No
 
 # the migration steps ----------------------------------------------------------------------------
 
-STEP_2 = Migration(2, "CREATE TABLE hosts (name TEXT PRIMARY KEY);\nINSERT INTO hosts VALUES ('a');\n")
+# the step after the newest this release knows
+STEP_2 = Migration(
+    known_version() + 1, "CREATE TABLE hosts (name TEXT PRIMARY KEY);\nINSERT INTO hosts VALUES ('a');\n"
+)
 
 
 def test_migrations_run_in_order_and_stamp_each_version(tmp_path: Path) -> None:
@@ -254,16 +258,18 @@ def test_migrations_run_in_order_and_stamp_each_version(tmp_path: Path) -> None:
         assert migrate(db, str(path), (*MIGRATIONS, STEP_2)) == 0
         assert db.execute("SELECT name FROM hosts").fetchall() == [("a",)]
         assert db.execute("SELECT COUNT(*) FROM jobs").fetchone() == (2,)
-        assert migrate(db, str(path), (*MIGRATIONS, STEP_2)) == 2  # nothing left to do
+        assert migrate(db, str(path), (*MIGRATIONS, STEP_2)) == STEP_2.version  # nothing left to do
     finally:
         db.close()
-    assert user_version(path) == 2
+    assert user_version(path) == STEP_2.version
 
 
 def test_a_failing_migration_leaves_the_journal_at_the_version_before(tmp_path: Path) -> None:
     path = tmp_path / "journal.db"
     make_journal(path, UNVERSIONED_DDL)
-    broken = Migration(2, "CREATE TABLE hosts (name TEXT);\nINSERT INTO no_such_table VALUES (1);\n")
+    broken = Migration(
+        known_version() + 1, "CREATE TABLE hosts (name TEXT);\nINSERT INTO no_such_table VALUES (1);\n"
+    )
     db = sqlite3.connect(path, isolation_level=None)
     try:
         with pytest.raises(sqlite3.OperationalError):
@@ -271,8 +277,26 @@ def test_a_failing_migration_leaves_the_journal_at_the_version_before(tmp_path: 
         assert not db.in_transaction
     finally:
         db.close()
-    assert user_version(path) == 1
+    assert user_version(path) == known_version()
     assert "hosts" not in {name for name, _ in schema_of(path)}
+
+
+def test_a_version_1_journal_gains_the_outbox_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    make_journal(path, UNVERSIONED_DDL)
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrate(db, str(path), MIGRATIONS[:1])
+    finally:
+        db.close()
+    journal = SqliteJournal(path)
+    try:
+        assert journal.counts()  # the rows of the older release
+        ids = journal.add_notification("queue.paused", ["webhook"], {"code": "Arrearage"})
+        assert [e.id for e in journal.due_notifications("webhook", time.time())] == ids
+    finally:
+        journal.close()
+    assert user_version(path) == known_version() >= 2
 
 
 # the decisions, with plain values ---------------------------------------------------------------

@@ -366,16 +366,17 @@ def test_metrics_and_health_endpoints(
     start(layout, services)
     wait_for(lambda: (layout.done / "a.txt").exists())
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: "dropscribe_files_done 1" in httpx.get(f"{base}/metrics").text)
+    done = f'dropscribe_files_total{{inbox="{layout.inbox}",outcome="done"}} 1.0'
+    wait_for(lambda: done in httpx.get(f"{base}/metrics").text)
     metrics = httpx.get(f"{base}/metrics").text
-    assert f'dropscribe_inbox_up{{inbox="{layout.inbox}"}} 1' in metrics
+    assert f'dropscribe_inbox_up{{inbox="{layout.inbox}"}} 1.0' in metrics
     assert httpx.get(f"{base}/healthz").status_code == 200
 
     emulator.add_fault(Fault(path="generation", status=401, code="InvalidApiKey", times=None))
     make_tone(layout.inbox / "b.wav", seconds=1.0, fmt="wav", freq=600)
     wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 503)
     assert "InvalidApiKey" in httpx.get(f"{base}/healthz").text
-    assert "dropscribe_paused 1" in httpx.get(f"{base}/metrics").text
+    assert "dropscribe_paused 1.0" in httpx.get(f"{base}/metrics").text
 
 
 def test_sigterm_parks_a_slow_call_and_a_restart_finishes_it(

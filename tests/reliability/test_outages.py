@@ -30,6 +30,9 @@ from dropscribe.emulator import Emulator, Fault
 from tests.support.audio import make_tone, sha256_file
 from tests.support.service import Layout, ServiceProcess, wait_for
 
+# each test times how fast the queue comes back; they run one at a time (see ./scripts/test)
+pytestmark = pytest.mark.timing
+
 RETRY_BASE_S = 0.2
 RETRY_MAX_S = 1.0
 TIMEOUT_S = 1.0

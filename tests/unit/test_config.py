@@ -16,9 +16,11 @@ from dropscribe.config.model import (
     InboxSettings,
     LoggingSettings,
     MetricsSettings,
+    NotifySettings,
     Settings,
     StateSettings,
     StorageSettings,
+    WebSettings,
 )
 from dropscribe.config.rulefiles import parse_rule_file_bytes
 from dropscribe.config.schema import RULE_KEYS, SECTIONS, render_reference, section
@@ -552,6 +554,8 @@ class TestExampleAndSchema:
             ("state", StateSettings, set()),
             ("logging", LoggingSettings, set()),
             ("metrics", MetricsSettings, set()),
+            ("web", WebSettings, set()),
+            ("notify", NotifySettings, set()),
             ("defaults", RuleSet, set()),
             ("inboxes", InboxSettings, {"rules"}),
         ],

@@ -368,6 +368,7 @@ class TestHostileInput:
         assert tail_looks_cut("mp3", over(shrunk), len(data)) is not None
 
 
+@pytest.mark.timing
 class TestCost:
     def test_reads_on_a_2gb_file_stay_small(self, library: Library) -> None:
         """Judging a 2 GB file reads a few hundred KiB: head, tail, box headers, a bisection of zeros."""

@@ -1,92 +1,135 @@
-"""A small Prometheus text endpoint (``/metrics``) and a health check (``/healthz``) on a thread.
+"""Prometheus metrics through ``prometheus-client``: the fixed names dashboards and alerts depend on.
 
-Operators of an unattended service want to be paged when the queue is stuck, the share is gone or the
-account is paused, not to read logs; these two URLs are what monitoring scrapes.
+Each service gets its own :class:`CollectorRegistry` (never the library's global one), so two services
+in one test process, or a reload, never count into each other. Everything here takes plain values;
+what a finished job or a queue state means in numbers is decided by the service.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    gc_collector,
+    generate_latest,
+    platform_collector,
+    process_collector,
+)
+
+# recognition requests take from a fraction of a second (a short clip) to minutes (a 5-minute chunk
+# on a busy day); the buckets cover that range so quantiles mean something at both ends
+REQUEST_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, float("inf"))
+
+FILE_OUTCOMES = ("done", "failed", "reused")
+QUEUE_STATES = ("waiting", "settling", "held", "over_budget", "in_flight")
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """Numbers at one moment; ``healthy`` False makes /healthz answer 503 with ``problems``."""
+class Meters:
+    """The service's metrics on one registry; safe to update from any thread."""
 
-    # name -> (help text, value); labelled: name -> (help text, {label text: value})
-    gauges: dict[str, tuple[str, float]] = field(default_factory=dict)
-    labelled: dict[str, tuple[str, dict[str, float]]] = field(default_factory=dict)
-    problems: tuple[str, ...] = ()
+    def __init__(self) -> None:
+        # the ``*_created`` series double every counter and no dashboard of ours reads them
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        process_collector.ProcessCollector(registry=r)
+        platform_collector.PlatformCollector(registry=r)
+        gc_collector.GCCollector(registry=r)
+        self.files = Counter(
+            "dropscribe_files", "Files finished, by inbox and outcome (done: recognized and paid for; "
+            "reused: served by a stored result; failed: moved to failed/).",
+            ["inbox", "outcome"], registry=r,
+        )  # fmt: skip
+        self.failures = Counter(
+            "dropscribe_failures", "Files moved to failed/, by error code.", ["code"], registry=r
+        )
+        self.retries = Counter(
+            "dropscribe_retries", "Transient-error deferrals, by reason.", ["reason"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "dropscribe_request_seconds", "Duration of recognition HTTP requests.",
+            ["backend", "model"], buckets=REQUEST_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.billed = Counter(
+            "dropscribe_audio_seconds_billed", "Audio seconds the backend billed for stored results.",
+            ["backend", "model"], registry=r,
+        )  # fmt: skip
+        self.queue_files = Gauge(
+            "dropscribe_queue_files", "Files known in each inbox, by state.", ["inbox", "state"], registry=r
+        )
+        self.oldest_waiting = Gauge(
+            "dropscribe_oldest_waiting_seconds",
+            "Seconds since the oldest file still in the inbox last changed (0 when it is empty).",
+            ["inbox"], registry=r,
+        )  # fmt: skip
+        self.paused = Gauge(
+            "dropscribe_paused", "1 while an account problem or a full journal disk pauses the queue.",
+            registry=r,
+        )  # fmt: skip
+        self.inbox_up = Gauge(
+            "dropscribe_inbox_up", "1 when the inbox can be scanned.", ["inbox"], registry=r
+        )
+        # declared so that dashboards and alerts can name it; it has samples once budgets are configured
+        self.budget_remaining = Gauge(
+            "dropscribe_budget_remaining_seconds", "Audio seconds left in a budget.", ["scope", "period"],
+            registry=r,
+        )  # fmt: skip
+        self._inboxes: set[str] = set()
 
-    @property
-    def healthy(self) -> bool:
-        return not self.problems
+    # events -------------------------------------------------------------------------------------
 
+    def file_finished(self, inbox: str, outcome: str) -> None:
+        self.files.labels(inbox=inbox, outcome=outcome).inc()
 
-def render(snapshot: Snapshot) -> str:
-    lines = []
-    for name, (text, value) in sorted(snapshot.gauges.items()):
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge", f"{name} {value:g}"]
-    for name, (text, series) in sorted(snapshot.labelled.items()):
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge"]
-        lines += [f"{name}{{{labels}}} {value:g}" for labels, value in sorted(series.items())]
-    return "\n".join(lines) + "\n"
+    def file_failed(self, code: str) -> None:
+        self.failures.labels(code=code).inc()
 
+    def retried(self, reason: str) -> None:
+        self.retries.labels(reason=reason).inc()
 
-class MetricsServer:
-    """Bound when built, served once started: the numbers come from whoever starts it."""
+    def request_done(self, backend: str, model: str, seconds: float) -> None:
+        self.request_seconds.labels(backend=backend, model=model).observe(max(seconds, 0.0))
 
-    def __init__(self, listen: str, snapshot: Callable[[], Snapshot] | None = None) -> None:
-        host, _, port = listen.rpartition(":")
-        host = host.strip("[]") or "0.0.0.0"
-        server = self
-        self._source = snapshot
+    def billed_seconds(self, backend: str, model: str, seconds: float) -> None:
+        if seconds > 0:
+            self.billed.labels(backend=backend, model=model).inc(seconds)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                source = server._source
-                snap = source() if source is not None else Snapshot(problems=("starting",))
-                if self.path.split("?")[0] == "/metrics":
-                    self._reply(200, render(snap), "text/plain; version=0.0.4")
-                elif self.path.split("?")[0] == "/healthz":
-                    body = "ok\n" if snap.healthy else "\n".join(snap.problems) + "\n"
-                    self._reply(200 if snap.healthy else 503, body, "text/plain")
-                else:
-                    self._reply(404, "not found\n", "text/plain")
+    # levels -------------------------------------------------------------------------------------
 
-            def _reply(self, status: int, body: str, content_type: str) -> None:
-                data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    def set_queue(
+        self, inboxes: Mapping[str, tuple[bool, Mapping[str, int], float]], *, paused: bool
+    ) -> None:
+        """Per inbox ``(up, {state: files}, oldest waiting seconds)``; inboxes no longer listed vanish."""
+        self.paused.set(1 if paused else 0)
+        for gone in self._inboxes - set(inboxes):
+            self._remove_inbox(gone)
+        for name, (up, counts, oldest_s) in inboxes.items():
+            self.inbox_up.labels(inbox=name).set(1 if up else 0)
+            self.oldest_waiting.labels(inbox=name).set(max(oldest_s, 0.0))
+            for state in QUEUE_STATES:
+                self.queue_files.labels(inbox=name, state=state).set(counts.get(state, 0))
+        self._inboxes = set(inboxes)
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass  # scrapes every few seconds would drown the service's own log
+    def _remove_inbox(self, name: str) -> None:
+        for gauge in (self.inbox_up, self.oldest_waiting):
+            gauge.remove(name)
+        for state in QUEUE_STATES:
+            self.queue_files.remove(name, state)
 
-        self._server = ThreadingHTTPServer((host, int(port)), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
-        self._stopped = False
+    def set_budgets(self, remaining: Iterable[tuple[str, str, float]]) -> None:
+        """``(scope, period, seconds left)`` for every configured budget."""
+        self.budget_remaining.clear()
+        for scope, period, seconds in remaining:
+            self.budget_remaining.labels(scope=scope, period=period).set(seconds)
 
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
+    # exposition ---------------------------------------------------------------------------------
 
-    def start(self, snapshot: Callable[[], Snapshot] | None = None) -> None:
-        if snapshot is not None:
-            self._source = snapshot
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Idempotent; a server that was bound but never started is only closed."""
-        if self._stopped:
-            return
-        self._stopped = True
-        if self._thread.is_alive():  # shutdown() would wait forever for a loop that never ran
-            self._server.shutdown()
-        self._server.server_close()
+    def exposition(self) -> tuple[bytes, str]:
+        """The text format Prometheus scrapes, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

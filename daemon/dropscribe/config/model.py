@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from dropscribe.core.outbox import DEFAULT_EVENTS
 from dropscribe.core.ruleset import RuleSet
 
 StorageType = Literal["inline", "s3", "dashscope"]
@@ -82,6 +83,28 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    listen: str | None = None  # the same listener as metrics.listen; the two may not differ
+    token_env: str | None = "DROPSCRIBE_WEB_TOKEN"
+    token_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    url: str
+    secret_env: str | None = None  # exactly one of the two names where the secret is
+    secret_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    urls: tuple[str, ...] = ()  # Apprise URLs, for people
+    webhook: WebhookSettings | None = None  # for programs
+    events: tuple[str, ...] = DEFAULT_EVENTS
+    max_age_s: float = 86400.0
+
+
+@dataclass(frozen=True)
 class Settings:
     dashscope: DashScopeSettings
     storage: StorageSettings
@@ -90,4 +113,6 @@ class Settings:
     defaults: RuleSet
     logging: LoggingSettings
     metrics: MetricsSettings
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    web: WebSettings = field(default_factory=WebSettings)
     source: Path | None = None  # the YAML file these came from, for messages and reloads

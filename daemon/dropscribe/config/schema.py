@@ -35,9 +35,12 @@ from dropscribe.config.model import (
     InboxSettings,
     LoggingSettings,
     MetricsSettings,
+    NotifySettings,
     StateSettings,
     StorageSettings,
+    WebSettings,
 )
+from dropscribe.config.notify_kinds import AppriseUrls, EventNames, Webhook
 from dropscribe.core.rules import AUTO_LANGUAGE, MAX_CONTEXT_TOKENS
 from dropscribe.core.ruleset import BUILTIN_RULES
 
@@ -230,8 +233,35 @@ SECTIONS: tuple[Section, ...] = (
             _default(LoggingSettings, "level")),
     )),
     Section("metrics", "Prometheus metrics.", (
-        Key("listen", Listen(), "Address of the /metrics endpoint; null turns it off.",
+        Key("listen", Listen(), "Address of the /metrics endpoint; null turns it off. The same "
+            "listener as web.listen (set either, or both to the same address).",
             _default(MetricsSettings, "listen"), nullable=True),
+    )),
+    Section("web", "The status page, /api/status, /metrics and /healthz on one HTTP listener.", (
+        Key("listen", Listen(), "HOST:PORT of the listener; :PORT listens on 127.0.0.1 only. null "
+            "turns it off (unless metrics.listen is set).", _default(WebSettings, "listen"),
+            nullable=True),
+        Key("token_env", Text("an environment variable name", pattern=_ENV_NAME), "Environment "
+            "variable holding the token that actions (POST /api/retry) need, sent as Authorization: "
+            "Bearer <token>; at least 16 characters. Without a token the page is read-only.",
+            _default(WebSettings, "token_env"), nullable=True),
+        Key("token_file", CredentialPath(), "File holding the token (used when token_env is unset "
+            "or empty). A bare name is looked up in $CREDENTIALS_DIRECTORY.",
+            _default(WebSettings, "token_file"), nullable=True),
+    )),
+    Section("notify", "Notifications: Apprise URLs for people, a signed webhook for programs. Each is "
+            "committed to the journal before it is sent and retried with backoff, across restarts, "
+            "until delivered or max_age_s old; sending never holds up a file.", (
+        Key("urls", AppriseUrls(), "Apprise URLs to tell people (mailto://user:pass@host:port?"
+            "from=…&to=…, ntfy://, tgram://, json://, …). Many events at once become one summary "
+            "message per minute.", _default(NotifySettings, "urls")),
+        Key("webhook", Webhook(), "{url, secret_env | secret_file}: every event is POSTed as JSON to "
+            "url, signed in X-Dropscribe-Signature (sha256=<HMAC-SHA256 of the body with the "
+            "secret>).", None, nullable=True),
+        Key("events", EventNames(), "Which events are sent. budget.reached is accepted but not sent "
+            "yet (budgets are not built).", _default(NotifySettings, "events")),
+        Key("max_age_s", _POSITIVE, "A notification not delivered by this age is dropped (with a "
+            "warning in the log).", _default(NotifySettings, "max_age_s")),
     )),
 )  # fmt: skip
 
@@ -239,6 +269,7 @@ _SECRET_HINT = "secrets never live in the YAML file"
 UNKNOWN_KEY_HINTS: dict[tuple[str, str], str] = {
     ("dashscope", "api_key"): "the API key never lives in the YAML file: use api_key_env or api_key_file",
     ("dashscope", "key"): "the API key never lives in the YAML file: use api_key_env or api_key_file",
+    ("web", "token"): "the web token never lives in the YAML file: use token_env or token_file",
     **{
         ("storage", name): f"{_SECRET_HINT}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the "
         "environment, or use an AWS credentials file"

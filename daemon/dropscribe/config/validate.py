@@ -20,9 +20,11 @@ from dropscribe.config.model import (
     InboxSettings,
     LoggingSettings,
     MetricsSettings,
+    NotifySettings,
     Settings,
     StateSettings,
     StorageSettings,
+    WebSettings,
 )
 from dropscribe.config.schema import RULE_KEYS, SECTIONS, UNKNOWN_KEY_HINTS, Key, section
 from dropscribe.config.yamlsrc import Node, Problems, YamlList, YamlMap, YamlScalar, shown
@@ -188,6 +190,8 @@ def draft_settings(
     state = StateSettings(**convert("state"))  # type: ignore[arg-type]
     logging = LoggingSettings(**convert("logging"))  # type: ignore[arg-type]
     metrics = MetricsSettings(**convert("metrics"))  # type: ignore[arg-type]
+    notify = NotifySettings(**convert("notify"))  # type: ignore[arg-type]
+    web = WebSettings(**convert("web"))  # type: ignore[arg-type]
     defaults = make_rule_set(convert("defaults"), "defaults", lines, problems)
     inboxes = _build_inboxes(root.entries.get("inboxes"), root, problems, context, lines)
 
@@ -199,6 +203,8 @@ def draft_settings(
         defaults=defaults,
         logging=logging,
         metrics=metrics,
+        notify=notify,
+        web=web,
         source=source,
     )
     _check_across(settings, inboxes, lines, problems)
@@ -295,6 +301,15 @@ def _check_across(
         for index, inbox in inboxes.items():
             check_fetchable(inbox.rules, f"inboxes[{index}]", lines, problems, inline=inline)
 
+    web, metrics = settings.web.listen, settings.metrics.listen
+    if fine("web.listen", "metrics.listen") and web and metrics and _address(web) != _address(metrics):
+        problems.add(
+            lines.get("web.listen"),
+            "web.listen",
+            f"{web} differs from metrics.listen ({metrics}): they name the same listener; set one, "
+            "or both to the same address",
+        )
+
     dashscope = settings.dashscope
     if fine("dashscope.retry_base_s", "dashscope.retry_max_s") and (
         dashscope.retry_max_s < dashscope.retry_base_s
@@ -304,6 +319,12 @@ def _check_across(
             "dashscope.retry_max_s",
             f"must be ≥ retry_base_s ({dashscope.retry_base_s:g})",
         )
+
+
+def _address(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` as the listener binds it: no host means loopback."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def _overlap(a: Path, b: Path) -> bool:

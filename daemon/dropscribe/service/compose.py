@@ -1,10 +1,10 @@
 """The composition root: the one place that builds the service's object graph from settings and env.
 
-Two lifetimes. A :class:`Graph` lives as long as the process: journal, status file, watcher, metrics
-endpoint, clock, notifier, the content locks and the stop event. A :class:`Wiring` lives as long as one
-configuration: the API client, the store, the pipeline and each inbox's scanner with its rule cache.
-A reload builds a new wiring through :meth:`Graph.wire`; the old one finishes the files it took and
-is closed then. Every command that builds these parts (``run``, ``transcribe``, ``status``,
+Two lifetimes. A :class:`Graph` lives as long as the process: journal, status file, watcher, web
+listener and metrics, clock, notifier, the content locks and the stop event. A :class:`Wiring` lives
+as long as one configuration: the API client, the store, the pipeline and each inbox's scanner with
+its rule cache. A reload builds a new wiring through :meth:`Graph.wire`; the old one finishes the
+files it took and is closed then. Every command that builds these parts (``run``, ``transcribe``, ``status``,
 ``retry``) builds them here.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 from dropscribe.adapters.dashscope import DashScopeClient
 from dropscribe.adapters.journal import SqliteJournal
-from dropscribe.adapters.metrics import MetricsServer
 from dropscribe.adapters.statusfile import StatusFile
 from dropscribe.adapters.watcher import Watcher
+from dropscribe.adapters.web_server import WebServer
 from dropscribe.config.model import Settings
 from dropscribe.core.formats import DASHSCOPE, format_policy
 from dropscribe.core.ports.clock import Clock
@@ -30,11 +30,14 @@ from dropscribe.core.ports.notifier import Notifier
 from dropscribe.core.ports.storage import Storage
 from dropscribe.logs import configure, get_logger, register_secret
 from dropscribe.service.content_locks import ContentLocks
+from dropscribe.service.metrics_registry import ServiceMetrics
+from dropscribe.service.notifications import Deliveries, OutboxNotifier
 from dropscribe.service.pipeline import Pipeline
 from dropscribe.service.rule_cache import RuleCache, RuleFileEvent
 from dropscribe.service.scanner import InboxScanner
 from dropscribe.service.settings_files import load_settings, resolve_api_key
 from dropscribe.service.storage_factory import make_storage
+from dropscribe.service.web_routes import resolve_web_token
 
 log = get_logger()
 
@@ -45,6 +48,8 @@ _LEVELS = {
     "output_full": "error",
     "rules_invalid": "error",
     "inbox_unavailable": "warning",
+    "file_done": "debug",  # job_done and job_failed say it already; these feed the outbox
+    "file_failed": "debug",
 }
 
 
@@ -63,13 +68,15 @@ class LogNotifier:
         getattr(log, _LEVELS.get(event, "info"))(event, **fields)
 
 
-def build_client(settings: Settings, env: Mapping[str, str]) -> DashScopeClient:
+def build_client(
+    settings: Settings, env: Mapping[str, str], on_request: Callable[[float, str], None] | None = None
+) -> DashScopeClient:
     key = resolve_api_key(settings.dashscope, env)
     register_secret(key)
     ds = settings.dashscope
     return DashScopeClient(
         ds.base_url, key, timeout_s=ds.timeout_s, requests_per_minute=ds.requests_per_minute,
-        concurrency=ds.concurrency,
+        concurrency=ds.concurrency, on_request=on_request,
     )  # fmt: skip
 
 
@@ -110,12 +117,13 @@ def wire(
     on_rule_event: Callable[[RuleFileEvent], None] | None = None,
     previous: Mapping[str, InboxScanner] | None = None,
     with_scanners: bool = True,
+    on_request: Callable[[float, str], None] | None = None,
 ) -> Wiring:
     """Client, store, pipeline and (``with_scanners``) the inboxes' scanners for ``settings``.
 
     Raises ConfigError when the API key is missing, before anything was built.
     """
-    client = build_client(settings, env)
+    client = build_client(settings, env, on_request)
     try:
         storage = make_storage(settings.storage, client)
     except BaseException:
@@ -147,11 +155,14 @@ class Graph:
     journal: Journal
     status_file: StatusFile
     watcher: Watcher
-    metrics: MetricsServer | None
+    web: WebServer | None  # /, /api/status, /metrics, /healthz and the actions
     clock: Clock
     notifier: Notifier
     content_locks: ContentLocks
     stopping: threading.Event
+    meters: ServiceMetrics = field(default_factory=ServiceMetrics)
+    web_token: str | None = None  # None: the page is read-only
+    deliveries: Deliveries | None = None  # sends the outbox's notifications; None: none configured
 
     def load_settings(self) -> Settings:
         """The config as it reads now (a reload); the composed settings when there is no file."""
@@ -161,6 +172,7 @@ class Graph:
         return wire(
             settings, self.env, journal=self.journal, stopping=self.stopping,
             content_locks=self.content_locks, on_rule_event=self.rule_event, previous=previous,
+            on_request=self.meters.request_timer("dashscope"),
         )  # fmt: skip
 
     def rule_event(self, event: RuleFileEvent) -> None:
@@ -173,8 +185,10 @@ class Graph:
     def close(self) -> None:
         """Close what lives as long as the process (the wirings are closed by whoever holds them)."""
         self.watcher.stop()
-        if self.metrics is not None:
-            self.metrics.stop()
+        if self.web is not None:
+            self.web.stop()
+        if self.deliveries is not None:
+            self.deliveries.stop()
         self.journal.close()
         self.status_file.close()
 
@@ -187,21 +201,43 @@ def compose(
     clock: Clock | None = None,
     notifier: Notifier | None = None,
 ) -> Graph:
-    """The process-long parts for ``settings``; the metrics endpoint is bound here, served by the loop.
+    """The process-long parts for ``settings``; the web listener is bound here, served by the loop.
 
     Raises ConfigError for a missing API key before anything is opened or created.
     """
     configure(settings.logging.format, settings.logging.level)
     resolve_api_key(settings.dashscope, env)
+    web_token = resolve_web_token(settings.web, env)
     journal = open_journal(settings)
+    deliveries = build_deliveries(settings, env, journal)
+    listen = settings.web.listen or settings.metrics.listen  # one listener; the config checks they agree
     try:
-        metrics = MetricsServer(settings.metrics.listen) if settings.metrics.listen else None
+        web = WebServer(listen) if listen else None
     except BaseException:
         journal.close()
         raise
     return Graph(
         settings=settings, env=env, config_path=config_path, journal=journal,
-        status_file=StatusFile(settings.state.path), watcher=Watcher(), metrics=metrics,
-        clock=clock or SystemClock(), notifier=notifier or LogNotifier(), content_locks=ContentLocks(),
-        stopping=threading.Event(),
+        status_file=StatusFile(settings.state.path), watcher=Watcher(), web=web, web_token=web_token,
+        clock=clock or SystemClock(), content_locks=ContentLocks(), stopping=threading.Event(),
+        notifier=notifier or outbox_notifier(settings, journal, deliveries), deliveries=deliveries,
+    )  # fmt: skip
+
+
+def build_deliveries(settings: Settings, env: Mapping[str, str], journal: Journal) -> Deliveries | None:
+    """The notification senders, when any are configured; the journal is closed if that fails."""
+    if not settings.notify.urls and settings.notify.webhook is None:
+        return None
+    try:
+        return Deliveries.build(journal, settings.notify, env)
+    except BaseException:
+        journal.close()
+        raise
+
+
+def outbox_notifier(settings: Settings, journal: Journal, deliveries: Deliveries | None) -> OutboxNotifier:
+    """Logs every event; commits the subscribed ones to the outbox for each configured channel."""
+    return OutboxNotifier(
+        LogNotifier(), journal, channels=deliveries.channels if deliveries else (),
+        events=settings.notify.events, on_commit=deliveries.wake if deliveries else lambda: None,
     )  # fmt: skip

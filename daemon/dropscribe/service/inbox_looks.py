@@ -63,6 +63,7 @@ class InboxLooks:
 
     def _full_scan(self, inbox: InboxSettings, scanner: InboxScanner, now: float, busy: set[str]) -> None:
         name = str(inbox.path)
+        was_available = self.queue.inbox_state.get(name, {}).get("available")
         result = scanner.scan(now, busy)
         self.queue.inbox_state[name] = {
             "available": result.available, "problem": result.problem, "settling": result.settling,
@@ -70,8 +71,13 @@ class InboxLooks:
         }  # fmt: skip
         self.next_scan[name] = dispatch.next_scan_at(now, inbox.rescan_s, available=result.available)
         if not result.available:
-            self.notifier.notify("inbox_unavailable", inbox=name, problem=result.problem)
+            if was_available is False:  # told once per outage; the log hears it every rescan
+                log.warning("inbox_unavailable", inbox=name, problem=result.problem)
+            else:
+                self.notifier.notify("inbox_unavailable", inbox=name, problem=result.problem)
             return
+        if was_available is False:
+            self.notifier.notify("inbox_back", inbox=name, message="the inbox can be read again")
         known, in_flight = scanner.observations, self.queue.in_flight
         # left the inbox by other hands: nothing to wait for any more
         self.queue.forget_files(lambda k: k[0] == name and k[1] not in known and k not in in_flight)

@@ -20,7 +20,6 @@ from pathlib import Path
 from types import FrameType
 
 from dropscribe.adapters import files, systemd, writers
-from dropscribe.adapters.metrics import Snapshot
 from dropscribe.adapters.watcher import wants_events
 from dropscribe.config.model import InboxSettings, Settings
 from dropscribe.core.errors import ConfigError, StateFullError
@@ -32,9 +31,11 @@ from dropscribe.service.inbox_looks import InboxLooks
 from dropscribe.service.outcomes import Outcome
 from dropscribe.service.pipeline import Pipeline
 from dropscribe.service.queue_state import QueueState, Running
+from dropscribe.service.retry import retry_failed
 from dropscribe.service.rule_cache import RulesHeld
 from dropscribe.service.settle import Settler
-from dropscribe.service.status_report import StatusReporter, snapshot
+from dropscribe.service.status_report import StatusReporter, health_problems
+from dropscribe.service.web_routes import make_routes
 
 log = get_logger()
 TICK_S = 0.25
@@ -57,8 +58,8 @@ class Service:
         # nothing about the new one and must not pause the queue again
         self.generation = 0
         self.queue = QueueState()
-        self.settler = Settler(self.queue, graph.journal, graph.notifier, graph.clock)
-        self.reporter = StatusReporter(graph.status_file, graph.clock)
+        self.settler = Settler(self.queue, graph.journal, graph.notifier, graph.clock, graph.meters)
+        self.reporter = StatusReporter(graph.status_file, graph.clock, graph.meters)
         self.dispatcher = Dispatcher(self.queue, self._submit)
         self.looks = InboxLooks(self.queue, graph.journal, graph.clock, graph.notifier, self._state_is_full)
         self.watched: list[tuple[Path, bool]] = []
@@ -101,8 +102,14 @@ class Service:
         except StateFullError as exc:
             self._state_is_full(exc)
         self._restart_watcher()
-        if self.graph.metrics is not None:
-            self.graph.metrics.start(self.snapshot)
+        if self.graph.web is not None:
+            self.graph.web.start(make_routes(
+                settings=lambda: self.settings, journal=self.journal, live=lambda: self.reporter.live,
+                health=self.health, metrics=self.graph.meters, clock=self.clock, token=self.graph.web_token,
+                retry_failed=retry_failed,
+            ))  # fmt: skip
+        if self.graph.deliveries is not None:  # notifications are sent from their own threads
+            self.graph.deliveries.start()
         log.info("service_started", inboxes=[str(i.path) for i in self.settings.inboxes],
                  model=self.settings.dashscope.model, storage=self.settings.storage.type)  # fmt: skip
         watchdog_s = systemd.watchdog_interval_s()
@@ -148,8 +155,8 @@ class Service:
         in_flight = self.queue.in_flight
         log.info("service_stopping", in_flight=len(in_flight), grace_s=grace_s)
         self.graph.watcher.stop()
-        if self.graph.metrics is not None:
-            self.graph.metrics.stop()
+        if self.graph.web is not None:
+            self.graph.web.stop()
         # nothing new is sent from now on (the pipeline checks ``stopping`` right before each request);
         # requests already on the wire are paid for, so their answers are waited for and journaled
         deadline = self.clock.monotonic() + grace_s
@@ -319,9 +326,9 @@ class Service:
         log.info("config_reloaded", inboxes=[str(i.path) for i in settings.inboxes])
         systemd.notify("READY=1")
 
-    def snapshot(self) -> Snapshot:
-        """What /metrics and /healthz report; read from another thread, so only copies are taken."""
-        return snapshot(self.queue)
+    def health(self) -> tuple[str, ...]:
+        """Why /healthz answers 503 (none: healthy); called from the web listener's threads."""
+        return health_problems(self.queue)
 
 
 def install_signal_handlers(service: Service) -> None:

@@ -27,6 +27,8 @@ from dropscribe.core.ports.clock import Clock
 from dropscribe.core.ports.journal import Journal
 from dropscribe.core.ports.notifier import Notifier
 from dropscribe.logs import get_logger
+from dropscribe.service.metrics_registry import ServiceMetrics
+from dropscribe.service.notifications import file_event
 from dropscribe.service.outcomes import BusyError, ChangedError, GoneError, IncompleteError, ParkedError
 from dropscribe.service.queue_state import QueueState, Running
 from dropscribe.service.reopen import FinishedFiles
@@ -37,11 +39,15 @@ FULL_PROBE_S = 5.0  # a full journal disk is tried again this often
 
 
 class Settler:
-    def __init__(self, state: QueueState, journal: Journal, notifier: Notifier, clock: Clock) -> None:
+    def __init__(
+        self, state: QueueState, journal: Journal, notifier: Notifier, clock: Clock,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:  # fmt: skip
         self.state = state
         self.journal = journal
         self.notifier = notifier
         self.clock = clock
+        self.metrics = metrics
 
     def settle(
         self, key: Key, running: Running, *, scanner: InboxScanner | None, ds: DashScopeSettings,
@@ -104,8 +110,14 @@ class Settler:
             self.notifier.notify("output_space_back", inbox=key[0], action="taking files again")
         if outcome.state in ("done", "failed"):
             st.stats[outcome.state] += 1
+            if self.metrics is not None and outcome.job_id is not None:
+                job = self.journal.get(outcome.job_id)
+                result = self.journal.result(job.result_key) if job.result_key else None
+                self.metrics.job_finished(job, result)
             if outcome.job_id is not None and outcome.final_path is not None:
                 finished.add(inbox, outcome.job_id, relpath, outcome.final_path, self.clock.time())
+                event, fields = file_event(self.journal, outcome.state, outcome.job_id, outcome.final_path)
+                self.notifier.notify(event, **fields)
             if st.paused is not None:
                 self.unpause("a file went through")
 
@@ -126,6 +138,8 @@ class Settler:
         if job is not None:
             self.journal.defer(job.id, until=self.clock.time() + step.delay_s, error=exc.message)
         st.stats["retried"] += 1
+        if self.metrics is not None:
+            self.metrics.deferred(exc)
         log.warning("job_deferred", inbox=str(inbox.path), relpath=relpath, error=exc.message,
                     remote_code=exc.remote_code, request_id=exc.request_id, attempt=step.failures,
                     retry_in_s=round(step.delay_s, 1))  # fmt: skip

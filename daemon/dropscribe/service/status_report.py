@@ -1,25 +1,30 @@
 """What the service says about itself: the systemd status line, the report for ``dropscribe status``,
-and the numbers behind ``/metrics`` and ``/healthz``."""
+the queue's gauges and ``/healthz``; the live view the web page and ``/api/status`` are built from."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from dropscribe.adapters import systemd
-from dropscribe.adapters.metrics import Snapshot
 from dropscribe.adapters.statusfile import StatusFile
+from dropscribe.core.dispatch import Key
 from dropscribe.core.ports.clock import Clock
+from dropscribe.core.ports.journal import Journal
+from dropscribe.core.status_view import RECENT_LIMIT, utc_day_start, utc_month_start
+from dropscribe.service.metrics_registry import ServiceMetrics
 from dropscribe.service.queue_state import QueueState
 from dropscribe.service.scanner import InboxScanner
 
 REPORT_EVERY_S = 10.0  # the report is rewritten at least this often, so its age means "alive"
 
 
-def snapshot(state: QueueState) -> Snapshot:
-    """What /metrics and /healthz report; read from another thread, so only copies are taken."""
+def health_problems(state: QueueState) -> tuple[str, ...]:
+    """Why /healthz answers 503 (none: healthy); read from another thread, so only copies are taken."""
     states = dict(state.inbox_state)
     paused = state.paused
     problems = []
@@ -32,27 +37,30 @@ def snapshot(state: QueueState) -> Snapshot:
     for name, inbox in states.items():
         if not inbox["available"]:
             problems.append(f"inbox {name}: {inbox['problem']}")
-    by_inbox = {f'inbox="{name}"': s for name, s in states.items()}
-    stats = state.stats
-    return Snapshot(
-        gauges={
-            "dropscribe_files_done": ("Files finished since start.", stats["done"]),
-            "dropscribe_files_failed": ("Files rejected since start.", stats["failed"]),
-            "dropscribe_retries": ("Transient-error deferrals since start.", stats["retried"]),
-            "dropscribe_in_flight": ("Files being processed now.", len(state.in_flight)),
-            "dropscribe_paused": ("1 while an account problem or a full journal disk pauses the queue.",
-                                  1 if paused is not None or state.state_full else 0),
-        },
-        labelled={
-            "dropscribe_inbox_up": ("1 when the inbox can be scanned.",
-                                    {k: 1 if s["available"] else 0 for k, s in by_inbox.items()}),
-            "dropscribe_inbox_settling": ("Files waiting for their settle time.",
-                                          {k: s["settling"] for k, s in by_inbox.items()}),
-            "dropscribe_inbox_held": ("Rule files holding their folder.",
-                                      {k: s["held"] for k, s in by_inbox.items()}),
-        },
-        problems=tuple(problems),
-    )  # fmt: skip
+    return tuple(problems)
+
+
+def queue_counts(
+    name: str, scanner: InboxScanner, state: QueueState, now: float
+) -> tuple[dict[str, int], float]:
+    """One inbox's files by state (the names of ``dropscribe_queue_files``), and how long the oldest of
+    those still in the inbox has been there unchanged (on the service's clock)."""
+    over_budget = sum(
+        1 for rel in scanner.candidates if state.waiting.get((name, rel), ("",))[0] == "over_budget"
+    )
+    counts = {
+        "waiting": len(scanner.candidates) - over_budget,
+        "settling": len(scanner.settling),
+        "held": len(scanner.held_paths),
+        "over_budget": over_budget,
+        "in_flight": sum(1 for key in state.in_flight if key[0] == name),
+    }
+    oldest = 0.0
+    for relpath in [*scanner.candidates, *scanner.settling]:
+        observed = scanner.observations.get(relpath)
+        if observed is not None:
+            oldest = max(oldest, now - observed.since)
+    return counts, oldest
 
 
 def waiting_report(
@@ -84,14 +92,22 @@ def waiting_report(
 
 
 class StatusReporter:
-    """Publishes the status line when it changes, and the report when it changes or grows old."""
+    """Publishes the status line when it changes, and the report when it changes or grows old.
 
-    def __init__(self, status_file: StatusFile, clock: Clock) -> None:
+    Each turn also sets the queue's gauges and keeps :attr:`live`, what the loop knows now, for the web
+    page: built on the loop's thread and replaced whole, so the web thread reads it without locks.
+    """
+
+    def __init__(self, status_file: StatusFile, clock: Clock, metrics: ServiceMetrics | None = None) -> None:
         self.status_file = status_file
         self.clock = clock
+        self.metrics = metrics
         self.last_status = ""
         self.last_snapshot = ""
         self.last_report_at = 0.0
+        self.started_at = clock.time()
+        self.live: dict[str, Any] = {}
+        self._in_flight_since: dict[Key, float] = {}
 
     def publish(self, state: QueueState, scanners: Mapping[str, InboxScanner]) -> None:
         if state.state_full is not None:
@@ -114,6 +130,7 @@ class StatusReporter:
         }  # fmt: skip
         report = {"text": text, "in_flight": len(state.in_flight), "inboxes": inboxes,
                   "state_full": state.state_full, "waiting": waiting_report(state, scanners)}  # fmt: skip
+        self._publish_live(state, scanners, report)
         encoded = json.dumps(report)
         if text != self.last_status:
             systemd.notify(f"STATUS={text}")
@@ -123,3 +140,105 @@ class StatusReporter:
         if due and self.status_file.write({**report, "at": now, "pid": os.getpid()}):
             self.last_snapshot = encoded
             self.last_report_at = now
+
+    def _publish_live(
+        self, state: QueueState, scanners: Mapping[str, InboxScanner], report: dict[str, Any]
+    ) -> None:
+        mono, wall = self.clock.monotonic(), self.clock.time()
+        since = {key: self._in_flight_since.get(key, wall) for key in list(state.in_flight)}
+        self._in_flight_since = since
+        inboxes: dict[str, dict[str, Any]] = {}
+        gauges: dict[str, tuple[bool, dict[str, int], float]] = {}
+        for name, scanner in scanners.items():
+            inbox = state.inbox_state.get(name, {})
+            counts, oldest_s = queue_counts(name, scanner, state, mono)
+            up = bool(inbox.get("available", True))
+            gauges[name] = (up, counts, oldest_s)
+            inboxes[name] = {**counts, "available": up, "problem": inbox.get("problem"),
+                             "output_full": (state.output_full.get(name) or {}).get("message"),
+                             "oldest_waiting_s": round(oldest_s, 1)}  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.meters.set_queue(
+                gauges, paused=state.paused is not None or state.state_full is not None
+            )
+        self.live = {
+            **report, "at": wall, "inboxes": inboxes,
+            "in_flight": [{"inbox": k[0], "relpath": k[1], "since": at} for k, at in since.items()],
+        }  # fmt: skip
+
+
+def _chunks_total(staging_dir: Path, result_key: str | None, mode: object) -> int | None:
+    if mode == "single":
+        return 1
+    if mode != "split" or not result_key:
+        return None
+    # where service.recognize stages a split file: one line per planned chunk, once planned
+    try:
+        return len((staging_dir / result_key[:32] / "spans.txt").read_text().splitlines())
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def status_document(
+    journal: Journal, live: Mapping[str, Any], staging_dir: Path, now: float
+) -> dict[str, Any]:
+    """``/api/status``: the shape of ``dropscribe status --json``, from the journal and the loop's live
+    view, plus per-inbox counts, chunk progress, recent done files and billed audio today and this month
+    (UTC). Names and error messages only: no transcript text."""
+    counts = journal.counts()
+    paused = journal.get_meta("paused")
+    working = journal.jobs_in("working", "finishing")
+    jobs = {(j.inbox, j.relpath): j for j in working}
+    at = live.get("at")
+    service = {
+        **{k: v for k, v in live.items() if k not in ("in_flight", "inboxes", "waiting")},
+        "in_flight": len(live.get("in_flight") or ()), "running": True, "pid": os.getpid(),
+        "host": socket.gethostname(), "last_holder": None,
+        "report_age_s": round(now - at, 3) if isinstance(at, int | float) else None,
+    }  # fmt: skip
+    waiting = []
+    for entry in live.get("waiting") or ():
+        job = jobs.get((entry.get("inbox"), entry.get("relpath")))
+        waiting.append({**entry, "state": job.state if job else None, "attempts": job.attempts if job else 0,
+                        "last_error": job.last_error if job else None})  # fmt: skip
+    in_flight = []
+    for item in live.get("in_flight") or ():
+        job = jobs.get((item["inbox"], item["relpath"]))
+        key = job.result_key if job else None
+        mode = job.meta.get("mode") if job else None
+        in_flight.append({
+            "inbox": item["inbox"], "relpath": item["relpath"], "mode": mode,
+            "chunks_done": len(journal.chunk_results(key)) if key and mode == "split" else 0,
+            "chunks_total": _chunks_total(staging_dir, key, mode),
+            "elapsed_s": round(max(now - item["since"], 0.0), 1),
+        })  # fmt: skip
+    day, month = utc_day_start(now), utc_month_start(now)
+    return {
+        "counts": counts,
+        "paused": json.loads(paused) if paused else None,
+        "state_full": live.get("state_full"),
+        "service": service,
+        "inboxes": live.get("inboxes") or {},
+        "waiting": waiting,
+        "in_flight": in_flight,
+        "in_progress": [
+            {"inbox": j.inbox, "relpath": j.relpath, "state": j.state, "attempts": j.attempts,
+             "last_error": j.last_error, "retry_at": j.next_attempt_at if j.next_attempt_at > now else None}
+            for j in working
+        ],
+        "recent_failures": [
+            {"inbox": j.inbox, "relpath": j.relpath, "code": (j.error or {}).get("code"),
+             "message": (j.error or {}).get("message"), "finished_at": j.finished_at}
+            for j in journal.recent("failed", RECENT_LIMIT)
+        ],
+        "recent_done": [
+            {"inbox": j.inbox, "relpath": j.relpath, "final_name": j.final_name, "finished_at": j.finished_at,
+             "reused": bool(j.meta.get("reused"))}
+            for j in journal.recent("done", RECENT_LIMIT)
+        ],
+        "usage_seconds_total": journal.usage_seconds_between(0.0, now + 86400),
+        "billed": {
+            "today_s": journal.usage_seconds_between(day, now + 86400), "day_start": day,
+            "month_s": journal.usage_seconds_between(month, now + 86400), "month_start": month,
+        },
+    }  # fmt: skip

@@ -36,7 +36,8 @@ class DashScopeClient:
 
     ``concurrency`` caps simultaneous API calls; ``requests_per_minute`` (0 = unlimited) spaces
     recognition requests (sync calls and task submits, which share the model's RPM quota). Task
-    polls have their own pace, half the account's 20 QPS. ``transport`` is for tests.
+    polls have their own pace, half the account's 20 QPS. ``on_request(seconds, model)`` is told
+    how long each recognition request took (for the latency histogram). ``transport`` is for tests.
     """
 
     def __init__(
@@ -48,7 +49,9 @@ class DashScopeClient:
         requests_per_minute: int = 0,
         concurrency: int = 4,
         transport: httpx.BaseTransport | None = None,
+        on_request: Callable[[float, str], None] | None = None,
     ) -> None:
+        self._on_request = on_request
         self._api = ApiConnection(
             base_url, api_key, timeout_s=timeout_s, concurrency=concurrency, transport=transport
         )
@@ -88,6 +91,7 @@ class DashScopeClient:
         ``before_send`` runs after the concurrency slot and the rate limit are granted, right before
         the request leaves: the last moment to decide not to send (and pay) at all, by raising.
         """
+        on_request = self._on_request
         payload = self._api.call(
             "POST",
             GENERATION_PATH,
@@ -96,6 +100,7 @@ class DashScopeClient:
             headers=resolve_header(oss_resolve),
             limiter=self._rpm,
             before_send=before_send,
+            on_elapsed=None if on_request is None else lambda seconds: on_request(seconds, model),
         )
         return parse_or_raise(parse_generation, payload, what="recognition")
 

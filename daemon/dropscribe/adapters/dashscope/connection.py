@@ -99,11 +99,13 @@ class ApiConnection:
         result_key: str = "output",
         transient: type[TransientError] = AsrUnavailableError,
         reject_means_account: bool = False,
+        on_elapsed: Callable[[float], None] | None = None,
     ) -> dict[str, Any]:
         """Send one authenticated API request and return its JSON body, or raise its error.
 
         ``before_send`` runs once the slot and the rate limit are granted, right before the request
-        leaves; ``reject_means_account`` makes a refusal pause the queue instead of failing the file.
+        leaves; ``reject_means_account`` makes a refusal pause the queue instead of failing the file;
+        ``on_elapsed`` is told how long the request took on the wire, answered or not.
         """
         # httpx adds Content-Type: application/json for a json body
         request_headers = {"Accept": "application/json", **(headers or {})}
@@ -116,8 +118,12 @@ class ApiConnection:
             if before_send is not None:
                 before_send()
             started = time.monotonic()
-            with map_transport_errors(what, transient):
-                response = self._http.send(request, auth=self._auth)
+            try:
+                with map_transport_errors(what, transient):
+                    response = self._http.send(request, auth=self._auth)
+            finally:
+                if on_elapsed is not None:
+                    on_elapsed(time.monotonic() - started)
         failure, payload = read_answer(response, result_key, self._api_key)
         _log.debug(
             "dashscope_call",

@@ -92,7 +92,27 @@ class Migration:
     script: str
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, SCHEMA_V1),)
+# the notification outbox: one row per notification and channel, committed before it is sent
+SCHEMA_V2 = """
+CREATE TABLE outbox (
+    id TEXT PRIMARY KEY,
+    event TEXT NOT NULL,
+    channel TEXT NOT NULL,          -- webhook | people
+    payload_json TEXT NOT NULL,
+    job_id INTEGER,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    delivered_at REAL,
+    dropped_at REAL,
+    last_error TEXT
+);
+CREATE INDEX outbox_due ON outbox(channel, next_attempt_at)
+    WHERE delivered_at IS NULL AND dropped_at IS NULL;
+CREATE INDEX outbox_job ON outbox(job_id) WHERE job_id IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, SCHEMA_V1), Migration(2, SCHEMA_V2))
 
 
 def known_version(migrations: tuple[Migration, ...] = MIGRATIONS) -> int:

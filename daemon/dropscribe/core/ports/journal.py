@@ -19,9 +19,12 @@ Contract for every implementation (checked by ``tests/contract/journal_contract.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
+from dropscribe.core.history import CallRecord
 from dropscribe.core.jobs import Job
+from dropscribe.core.outbox import OutboxEntry
 
 
 class Journal(Protocol):
@@ -120,6 +123,10 @@ class Journal(Protocol):
         """The sum of ``usage_seconds`` over every stored answer."""
         ...
 
+    def usage_seconds_between(self, start: float, end: float) -> float:
+        """The sum of ``usage_seconds`` of the answers stored at or after ``start`` and before ``end``."""
+        ...
+
     # calls and tasks --------------------------------------------------------------------------
 
     def call_started(self, result_key: str, chunk: int, kind: str) -> int:
@@ -142,6 +149,32 @@ class Journal(Protocol):
 
     def forget_task(self, result_key: str) -> None: ...
 
+    # history, for ``dropscribe explain`` --------------------------------------------------------
+
+    def jobs_of_file(self, inbox: str, relpath: str) -> list[Job]:
+        """Every job of this file, ended ones included, oldest first."""
+        ...
+
+    def jobs_finished_as(self, inbox: str, folder: str, final_name: str) -> list[Job]:
+        """Jobs of ``inbox`` decided under ``final_name`` in ``folder`` (the relpath's), oldest first."""
+        ...
+
+    def jobs_with_sha(self, prefix: str) -> list[Job]:
+        """Jobs whose content hash starts with ``prefix`` (hex, any case), oldest first."""
+        ...
+
+    def calls_of(self, result_key: str) -> list[CallRecord]:
+        """Every call made for ``result_key``, in the order they started; forgetting keeps them."""
+        ...
+
+    def result_stored_at(self, result_key: str) -> float | None:
+        """When the stored answer for ``result_key`` was stored; None if there is none."""
+        ...
+
+    def chunks_stored_at(self, result_key: str) -> dict[int, float]:
+        """When each stored chunk answer for ``result_key`` was stored."""
+        ...
+
     # uploaded objects -------------------------------------------------------------------------
 
     def object_created(self, object_key: str) -> None:
@@ -160,4 +193,38 @@ class Journal(Protocol):
 
     def set_meta(self, key: str, value: str | None) -> None:
         """Set ``key``; None removes it."""
+        ...
+
+    # the notification outbox ------------------------------------------------------------------
+
+    def add_notification(
+        self, event: str, channels: Sequence[str], payload: dict[str, Any], *, job_id: int | None = None
+    ) -> list[str]:
+        """Commit one notification per channel, due now; returns their ids (unique strings)."""
+        ...
+
+    def due_notifications(self, channel: str, now: float, limit: int = 100) -> list[OutboxEntry]:
+        """Pending notifications of ``channel`` due at ``now``, oldest first."""
+        ...
+
+    def next_notification_at(self, channel: str) -> float | None:
+        """When the next pending notification of ``channel`` is due; None when none is pending."""
+        ...
+
+    def notifications_delivered(self, ids: Sequence[str]) -> None:
+        """These were delivered; only pending ones change."""
+        ...
+
+    def notifications_failed(self, ids: Sequence[str], *, error: str, next_attempt_at: float) -> None:
+        """A failed attempt: ``attempts`` grows by one, due again at ``next_attempt_at``."""
+        ...
+
+    def notifications_dropped(self, ids: Sequence[str], reason: str) -> None:
+        """Given up (too old): never due again, ``reason`` as the last error."""
+        ...
+
+    def notification(self, notification_id: str) -> OutboxEntry | None: ...
+
+    def notifications_for_job(self, job_id: int) -> list[OutboxEntry]:
+        """Every notification about this job, delivered or not, oldest first."""
         ...

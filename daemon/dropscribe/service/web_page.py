@@ -1,0 +1,115 @@
+"""The status page as HTML: a :class:`~dropscribe.core.status_view.StatusView` rendered on the server.
+
+No script, no build step, no external asset: the page refreshes itself with a meta refresh, its CSS is
+inline and it reads on a phone. Every piece of text that came from outside (file and folder names,
+error messages) goes through :func:`html.escape`, so a file named like markup shows as its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from html import escape
+
+from dropscribe.core.status_view import FinishedLine, InboxLine, InFlightLine, StatusView
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:1rem;
+  color:#1d232a;background:#f6f7f9;line-height:1.4}
+main{max-width:60rem;margin:0 auto}
+h1{font-size:1.4rem;margin:0 0 .5rem}
+h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
+.headline{padding:.6rem .8rem;border-radius:.4rem;font-weight:600}
+.ok{background:#dff3e4}.warning{background:#fff1c2}.error{background:#fbd5d5}
+.banner{padding:.8rem;border-radius:.4rem;background:#b42318;color:#fff;font-weight:600;margin:.5rem 0}
+ul.cards{list-style:none;margin:0;padding:0;display:grid;gap:.5rem}
+.cards li{background:#fff;border-radius:.4rem;padding:.6rem .8rem}
+.name{font-weight:600;word-break:break-all}
+.stats{display:flex;flex-wrap:wrap;gap:.3rem 1rem;margin-top:.25rem}
+.bad{color:#b42318;font-weight:600}
+.muted{color:#5b6570;font-size:.9rem;word-break:break-all}
+.billed{display:flex;gap:1rem;flex-wrap:wrap}
+.billed div{background:#fff;padding:.6rem .8rem;border-radius:.4rem}
+"""
+
+
+def _cards(items: Iterable[str], empty: str) -> str:
+    """Items are given as HTML of ours with every outside text already escaped."""
+    body = "".join(f"<li>{item}</li>" for item in items)
+    return f'<ul class="cards">{body}</ul>' if body else f'<p class="muted">{escape(empty)}</p>'
+
+
+def _span(text: str, cls: str = "") -> str:
+    attr = f' class="{cls}"' if cls else ""
+    return f"<span{attr}>{escape(text)}</span>"
+
+
+def _inbox_card(line: InboxLine) -> str:
+    if line.unreachable:
+        state = _span(f"unreachable: {line.unreachable}", "bad")
+    elif line.output_full:
+        state = _span(f"output full: {line.output_full}", "bad")
+    else:
+        state = _span("up")
+    stats = [
+        _span(f"{line.waiting} waiting"), _span(f"{line.settling} settling"),
+        _span(f"{line.held} held by a bad rule file", "bad" if line.held else ""),
+        _span(f"{line.over_budget} over budget", "bad" if line.over_budget else ""),
+        _span(f"{line.in_flight} in flight"),
+    ]  # fmt: skip
+    return f'<div class="name">{escape(line.name)}</div>{state}<div class="stats">{"".join(stats)}</div>'
+
+
+def _finished_card(line: FinishedLine, failures: bool) -> str:
+    parts = [f'<div class="name">{escape(line.relpath)}</div>']
+    if failures:
+        parts.append(f"<div>{_span(line.code or '', 'bad')} {escape(line.message or '')}</div>")
+    where = f"{line.inbox} · {line.when}" if line.inbox else line.when
+    parts.append(f'<div class="muted">{escape(where)}</div>')
+    return "".join(parts)
+
+
+def _in_flight_card(line: InFlightLine) -> str:
+    return (f'<div class="name">{escape(line.relpath)}</div>'
+            f"<div>{escape(line.progress)}, {escape(line.elapsed)}</div>"
+            f'<div class="muted">{escape(line.inbox)}</div>')  # fmt: skip
+
+
+def render_page(view: StatusView, title: str = "dropscribe") -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta http-equiv="refresh" content="{int(view.refresh_s)}">',
+        f"<title>{escape(title)}: {escape(view.headline)}</title>",
+        f"<style>{_CSS}</style></head><body><main>",
+        f"<h1>{escape(title)}</h1>",
+    ]
+    if view.banner:  # the banner says it all; the headline would only repeat "Paused"
+        parts.append(f'<div class="banner" id="banner" role="alert">{escape(view.banner)}</div>')
+    else:
+        parts.append(
+            f'<div class="headline {escape(view.level)}" id="headline">{escape(view.headline)}</div>'
+        )
+    today, month = escape(view.billed_today), escape(view.billed_month)
+    parts += [
+        "<h2>Billed audio (UTC)</h2>",
+        f'<div class="billed"><div>Today: <strong id="billed-today">{today}</strong></div>'
+        f'<div>This month: <strong id="billed-month">{month}</strong></div></div>',
+        "<h2>Inboxes</h2>",
+        _cards((_inbox_card(line) for line in view.inboxes), "No inbox has been scanned yet."),
+        "<h2>In flight</h2>",
+        _cards((_in_flight_card(line) for line in view.in_flight), "Nothing is being transcribed right now."),
+        "<h2>Recently failed</h2>",
+        _cards((_finished_card(line, True) for line in view.recent_failed), "No failures."),
+        "<h2>Recently done</h2>",
+        _cards((_finished_card(line, False) for line in view.recent_done), "None yet."),
+    ]  # fmt: skip
+    if view.counts:
+        jobs = ", ".join(f"{escape(state)} {count}" for state, count in view.counts)
+        parts.append(f'<p class="muted">Jobs in the journal: {jobs}.</p>')
+    parts.append(
+        f'<p class="muted">Refreshes every {int(view.refresh_s)} s. The same data as JSON: '
+        '<a href="/api/status">/api/status</a>; metrics: <a href="/metrics">/metrics</a>.</p>'
+    )
+    parts.append("</main></body></html>")
+    return "\n".join(parts) + "\n"
