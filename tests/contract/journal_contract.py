@@ -452,6 +452,20 @@ class JournalContract:
         assert [e.delivered_at is not None for e in found] == [True, True, False]
         assert journal.notifications_for_job(job.id + 1000) == []
 
+    def test_a_finished_job_waits_to_be_told_until_its_event_is_committed_or_passed_over(
+        self, journal: Journal
+    ) -> None:
+        working = take(journal, "working.wav")
+        told = finish(journal, take(journal, "told.wav"))
+        passed = finish(journal, take(journal, "passed.wav"), "failed")
+        lost = finish(journal, take(journal, "lost.wav"))
+        assert journal.jobs_to_notify() == [told.id, passed.id, lost.id]  # never one still working
+        journal.add_notification("file.done", ["webhook"], {"n": 1}, job_id=told.id)
+        journal.job_notified(passed.id)  # not subscribed: considered all the same
+        journal.add_notification("queue.paused", ["webhook"], {"n": 2})  # no job: changes nothing
+        assert journal.jobs_to_notify() == [lost.id]
+        assert working.id not in journal.jobs_to_notify()
+
     def test_the_outbox_survives_closing_and_opening_again(self, open_journal: OpenJournal) -> None:
         journal = open_journal()
         (pending,) = journal.add_notification("queue.paused", ["webhook"], {"code": "Arrearage"})

@@ -376,7 +376,8 @@ def test_metrics_and_health_endpoints(
     make_tone(layout.inbox / "b.wav", seconds=1.0, fmt="wav", freq=600)
     wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 503)
     assert "InvalidApiKey" in httpx.get(f"{base}/healthz").text
-    assert "dropscribe_paused 1.0" in httpx.get(f"{base}/metrics").text
+    # gauges follow the loop's status report (twice a second), /healthz the live state
+    wait_for(lambda: "dropscribe_paused 1.0" in httpx.get(f"{base}/metrics").text, timeout=5)
 
 
 def test_sigterm_parks_a_slow_call_and_a_restart_finishes_it(

@@ -217,6 +217,41 @@ def test_a_kill_between_a_failed_attempt_and_the_delivery_loses_nothing(
         up.close()
 
 
+def test_a_crash_between_a_finish_and_its_notification_tells_it_after_the_restart(
+    tmp_path: Path, emulator: Emulator, services: list[ServiceProcess]
+) -> None:
+    """The file is finished in the journal, then the process dies before its event is committed."""
+    up = Receiver([])
+    try:
+        layout = layout_with(tmp_path, emulator, {"webhook": {"url": up.url, "secret_env": "HOOK_SECRET"}})
+        not_audio(layout.inbox, "bad.mp3")
+        crashed = ServiceProcess(
+            layout.config, env={"HOOK_SECRET": SECRET, "DROPSCRIBE_CRASH_AT": "after_finish"}
+        )
+        services.append(crashed)
+        assert crashed.proc.wait(timeout=60) != 0
+        assert layout.failed_files() == ["bad.error.json", "bad.mp3"]
+        assert outbox(layout) == []  # the journal says failed, and nothing was committed to tell it
+
+        told = start(layout, services)
+        wait_for(lambda: len(up.requests) >= 1, timeout=30)
+        wait_for(lambda: all(e.delivered_at for e in outbox(layout)), timeout=10)
+        (entry,) = outbox(layout)
+        headers, body = up.requests[0]
+        assert headers["x-dropscribe-event"] == "file.failed"
+        assert json.loads(body)["relpath"] == "bad.mp3"
+        assert json.loads(body)["error"]["code"] == "not_audio"
+        assert headers["x-dropscribe-delivery"] == entry.id
+    finally:
+        up.close()
+    assert len(up.requests) == 1
+    assert told.saw("notifications_caught_up", files=1)
+    assert told.stop() == 0
+    restarted = start(layout, services)  # told once: a second start finds nothing left to tell
+    wait_for(lambda: restarted.saw("service_started"))
+    assert not restarted.saw("notifications_caught_up")
+
+
 def test_people_get_an_email_through_apprise(
     tmp_path: Path, emulator: Emulator, mail: MailInbox, services: list[ServiceProcess]
 ) -> None:

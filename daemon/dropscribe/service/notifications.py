@@ -27,6 +27,7 @@ from dropscribe.config.model import NotifySettings, WebhookSettings
 from dropscribe.core import digest
 from dropscribe.core.attempts import RetryPolicy, after_failure
 from dropscribe.core.errors import ConfigError
+from dropscribe.core.jobs import Job
 from dropscribe.core.naming import sidecar_name
 from dropscribe.core.outbox import PEOPLE, SERVICE_EVENTS, WEBHOOK, OutboxEntry, document, label, payload_of
 from dropscribe.core.ports.journal import Journal
@@ -90,9 +91,11 @@ class OutboxNotifier:
     def notify(self, event: str, **fields: Any) -> None:
         self.inner.notify(event, **fields)
         name = SERVICE_EVENTS.get(event)
-        if name is None or name not in self.events or not self.channels:
-            return
         job_id = fields.get("job_id")
+        if name is None or name not in self.events or not self.channels:
+            if event in FILE_EVENTS and isinstance(job_id, int):
+                self._considered(job_id)
+            return
         try:
             self.journal.add_notification(
                 name,
@@ -104,6 +107,32 @@ class OutboxNotifier:
             log.warning("notification_not_recorded", notify_event=name, error=str(exc))
             return
         self.on_commit()
+
+    def _considered(self, job_id: int) -> None:
+        try:
+            self.journal.job_notified(job_id)
+        except Exception as exc:  # noqa: BLE001  # a notification must never fail the work it reports
+            log.warning("notification_not_recorded", job_id=job_id, error=str(exc))
+
+    def catch_up(self, final_path_of: Callable[[Job], Path | None]) -> int:
+        """File events lost to a crash between a job's finish and their commit, told now; returns how many.
+
+        ``final_path_of`` names where a finished job's file went (None: its inbox is no longer configured).
+        """
+        told = 0
+        for job_id in self.journal.jobs_to_notify():
+            job = self.journal.get(job_id)
+            final_path = final_path_of(job)
+            if final_path is None or job.state not in ("done", "failed"):
+                self._considered(job_id)
+                continue
+            event, fields = file_event(self.journal, job.state, job_id, final_path)
+            self.notify(event, **fields)
+            told += 1
+        return told
+
+
+FILE_EVENTS = frozenset({"file_done", "file_failed"})
 
 
 def file_event(journal: Journal, outcome: str, job_id: int, final_path: Path) -> tuple[str, dict[str, Any]]:

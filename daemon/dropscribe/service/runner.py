@@ -23,11 +23,13 @@ from dropscribe.adapters import files, systemd, writers
 from dropscribe.adapters.watcher import wants_events
 from dropscribe.config.model import InboxSettings, Settings
 from dropscribe.core.errors import ConfigError, StateFullError
+from dropscribe.core.jobs import Job
 from dropscribe.core.ruleset import EffectiveRules
 from dropscribe.logs import configure, get_logger
 from dropscribe.service.compose import Graph, Wiring
 from dropscribe.service.dispatcher import Dispatcher
 from dropscribe.service.inbox_looks import InboxLooks
+from dropscribe.service.notifications import OutboxNotifier
 from dropscribe.service.outcomes import Outcome
 from dropscribe.service.pipeline import Pipeline
 from dropscribe.service.queue_state import QueueState, Running
@@ -211,6 +213,8 @@ class Service:
     def _recover(self) -> None:
         """Finish what a crash interrupted after the outcome was decided; the rest is found by scanning."""
         by_path = {str(inbox.path): inbox for inbox in self.settings.inboxes}
+        # before any worker starts, so a job finished from here on is told once, by its settle
+        self._tell_lost_file_events(by_path)
         jobs = self.journal.jobs_in("working", "finishing")
         paused = self.journal.get_meta("paused")
         self.recovered = True
@@ -233,6 +237,22 @@ class Service:
                 "queue_paused", reason=self.queue.paused.get("message"), code=self.queue.paused.get("code"),
                 hint="fix the account or key, then reload (SIGHUP) or restart",
             )  # fmt: skip
+
+    def _tell_lost_file_events(self, by_path: dict[str, InboxSettings]) -> None:
+        """A crash between a file's finish and its notification's commit: the event is committed now."""
+        notifier = self.graph.notifier
+        if not isinstance(notifier, OutboxNotifier):
+            return
+
+        def final_path(job: Job) -> Path | None:
+            inbox = by_path.get(job.inbox)
+            if inbox is None or job.final_name is None:
+                return None
+            return Pipeline.target_dir(job.relpath, job.state, inbox) / job.final_name
+
+        told = notifier.catch_up(final_path)
+        if told:
+            log.info("notifications_caught_up", files=told)
 
     def _submit(
         self, inbox: InboxSettings, relpath: str, rules: EffectiveRules | None = None, *, probe: bool = False

@@ -52,7 +52,19 @@ class OutboxMixin:
                     for id_, channel in zip(ids, channels, strict=True)
                 ],
             )
+            if job_id is not None:  # in the same transaction: the job's event is told exactly once
+                db.execute("UPDATE jobs SET notified_at=? WHERE id=?", (now, job_id))
         return ids
+
+    def job_notified(self, job_id: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET notified_at=? WHERE id=?", (time.time(), job_id))
+
+    def jobs_to_notify(self) -> list[int]:
+        rows = self._query(
+            "SELECT id FROM jobs WHERE state IN ('done', 'failed') AND notified_at IS NULL ORDER BY id"
+        )
+        return [int(row[0]) for row in rows]
 
     def due_notifications(self, channel: str, now: float, limit: int = 100) -> list[OutboxEntry]:
         rows = self._query(

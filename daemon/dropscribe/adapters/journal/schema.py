@@ -112,7 +112,19 @@ CREATE INDEX outbox_due ON outbox(channel, next_attempt_at)
 CREATE INDEX outbox_job ON outbox(job_id) WHERE job_id IS NOT NULL;
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, SCHEMA_V1), Migration(2, SCHEMA_V2))
+# A finished job whose file event was never considered for the outbox (a crash between the finish and
+# the commit) is found again by its empty ``notified_at``; jobs finished before this version count as told.
+SCHEMA_V3 = """
+ALTER TABLE jobs ADD COLUMN notified_at REAL;
+UPDATE jobs SET notified_at = updated_at WHERE state IN ('done', 'failed');
+CREATE INDEX jobs_to_notify ON jobs(state) WHERE notified_at IS NULL;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, SCHEMA_V1),
+    Migration(2, SCHEMA_V2),
+    Migration(3, SCHEMA_V3),
+)
 
 
 def known_version(migrations: tuple[Migration, ...] = MIGRATIONS) -> int:

@@ -225,6 +225,18 @@ class Journal(Protocol):
 
     def notification(self, notification_id: str) -> OutboxEntry | None: ...
 
+    def job_notified(self, job_id: int) -> None:
+        """This finished job's file event was considered: committed with ``job_id``, or not subscribed."""
+        ...
+
+    def jobs_to_notify(self) -> list[int]:
+        """Finished (done or failed) jobs whose file event was never considered, oldest first.
+
+        ``add_notification(..., job_id=J)`` and ``job_notified(J)`` take J off this list; a crash between
+        a job's finish and either of them leaves it here for the next start.
+        """
+        ...
+
     def notifications_for_job(self, job_id: int) -> list[OutboxEntry]:
         """Every notification about this job, delivered or not, oldest first."""
         ...
