@@ -39,6 +39,11 @@ def json_bytes(doc: Mapping[str, Any]) -> bytes:
     return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8", "backslashreplace")
 
 
+def no_speech(text: str) -> bool:
+    """Whether the recognizer heard nothing: the file is done, with an empty ``.txt``."""
+    return not text.strip()
+
+
 def source_doc(source: SourceFacts) -> dict[str, Any]:
     return {
         "name": source.name,
@@ -73,6 +78,8 @@ def transcript_doc(
         "finished_at": utc_iso(finished_at),
         "dropscribe_version": version,
     }
+    if no_speech(result["text"]):  # a silent recording is a finished transcript with nothing in it
+        doc["no_speech"] = True
     if reused:
         paid_by = result.get("paid_by") or {}
         doc["reused"] = True
@@ -90,7 +97,7 @@ def done_documents(
     segments = [Sentence(s["start_s"], s["end_s"], s["text"]) for s in result["segments"]]
     out: dict[str, bytes] = {}
     if "txt" in outputs:
-        out[".txt"] = transcript.render_txt(result["text"]).encode()
+        out[".txt"] = b"" if no_speech(result["text"]) else transcript.render_txt(result["text"]).encode()
     if "json" in outputs:
         doc = transcript_doc(
             result, source, language=language, enable_itn=enable_itn, context_sha256=context_sha256,

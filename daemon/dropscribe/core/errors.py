@@ -11,6 +11,7 @@
     ├── JournalVersionError         the journal was written by a newer release -> refuse to open it
     └── TransientError              try again later; never sends a file to failed/
         ├── AsrUnavailableError     throttling, 5xx, timeouts, network errors
+        ├── TruncatedAnswerError    the answer covers less audio than was sent (code asr_truncated)
         ├── StorageUnavailableError the object store could not be reached or refused for now
         └── ShareUnavailableError   the inbox share is gone, stale or unreadable for now
 
@@ -85,6 +86,12 @@ class TransientError(DropscribeError):
 
 class AsrUnavailableError(TransientError):
     """Raised on throttling, server errors, timeouts and connection failures of the ASR API."""
+
+
+class TruncatedAnswerError(TransientError):
+    """Raised when the API answered for less audio than it was sent; the answer is not kept."""
+
+    code = "asr_truncated"
 
 
 class StorageUnavailableError(TransientError):

@@ -3,7 +3,9 @@
 It speaks the HTTP contract of ``docs/dashscope.md`` (synchronous recognition with SSE,
 file-transcription tasks, temporary ``oss://`` uploads, errors, rate limits) and records every request,
 but it does not recognise speech: transcripts are derived from the audio's duration and SHA-256 (see
-:func:`emulated_text`), so tests can tell exactly which bytes arrived.
+:func:`emulated_text`), so tests can tell exactly which bytes arrived. It also serves what a
+self-hosted vLLM serving Qwen3-ASR serves (``/v1/audio/transcriptions``, ``/v1/models``; see
+:mod:`.openai_transcription`).
 
 For example::
 

@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dropscribe emulate",
         description=(
             "Serve a local DashScope-compatible API (sync recognition, file-transcription tasks, "
-            "temporary uploads, fault injection). It is an emulator, not a speech recognizer: "
+            "temporary uploads, fault injection) and vLLM's OpenAI-compatible /v1/audio/transcriptions. "
+            "It is an emulator, not a speech recognizer: "
             "transcripts only name the audio's duration and SHA-256."
         ),
     )
@@ -60,6 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="seconds a file-transcription task takes (default: %(default)s)",
     )
+    parser.add_argument(
+        "--openai-model",
+        default="Qwen/Qwen3-ASR-1.7B",
+        help="the model /v1/audio/transcriptions serves, as vLLM would (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--openai-max-upload-mb",
+        type=float,
+        default=25.0,
+        help="largest upload /v1/audio/transcriptions accepts, in MiB (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--asr-text-marker",
+        action="store_true",
+        help="prefix /v1 transcripts with 'language English<asr_text>', as some servers leave in",
+    )
     parser.add_argument("--log", metavar="PATH", help="append one JSON line per request to PATH")
     parser.add_argument(
         "--fault",
@@ -84,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         requests_per_minute=args.rpm,
         task_run_s=args.task_run_s,
         log_path=args.log,
+        openai_model=args.openai_model,
+        openai_max_upload_mb=args.openai_max_upload_mb,
+        asr_text_marker=args.asr_text_marker,
     )
     stop = threading.Event()
 
@@ -102,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         f"dropscribe emulator (a fake DashScope API, not a speech recognizer) serving {emulator.base_url}",
         flush=True,
     )
+    print(f"OpenAI-compatible (vLLM) endpoints at {emulator.openai_base_url}", flush=True)
     try:
         while not stop.wait(0.5):
             pass

@@ -35,3 +35,9 @@ class EmulatorConfig:
     policy_expire_s: int = 300
     max_upload_mb: int = 100
     fetch_timeout_s: float = 30.0
+    # The OpenAI-compatible endpoints (vLLM): the one served model, vLLM's upload cap in MiB
+    # (VLLM_MAX_AUDIO_CLIP_FILESIZE_MB), and whether texts keep the "language X<asr_text>" prefix.
+    # Like vLLM without --api-key, these endpoints need no key while ``api_keys`` is None.
+    openai_model: str = "Qwen/Qwen3-ASR-1.7B"
+    openai_max_upload_mb: float = 25.0
+    asr_text_marker: bool = False

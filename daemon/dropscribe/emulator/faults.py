@@ -16,6 +16,8 @@ kind           effect
 ``task_stuck`` the file-transcription task stays ``RUNNING`` forever
 ``sse_cut``    a streamed reply ends cleanly after its first event, before ``finish_reason: stop``
 ``sse_error``  a streamed reply sends one event, then an ``event:error`` with ``status``/``code``
+``truncate``   the answer covers only the first half of the audio: ``usage.seconds`` and the text
+               (or the task's sentences) are those of half the duration, as if the rest was not heard
 (delay only)   ``delay_s`` alone: the request is answered normally, late
 =============  ===============================================================================
 
@@ -43,6 +45,7 @@ _FLAG_KINDS = (
     "task_stuck",
     "sse_cut",
     "sse_error",
+    "truncate",
 )
 TASK_KINDS = frozenset({"task_fail", "task_stuck"})
 STREAM_KINDS = frozenset({"sse_cut", "sse_error"})
@@ -68,6 +71,7 @@ class Fault:
     task_stuck: bool = False
     sse_cut: bool = False
     sse_error: bool = False
+    truncate: bool = False
 
     def __post_init__(self) -> None:
         flags = [name for name in _FLAG_KINDS if getattr(self, name)]

@@ -18,6 +18,7 @@ from dropscribe.emulator.faults import STREAM_KINDS, TASK_KINDS, Fault, FaultBoo
 from dropscribe.emulator.file_transcription import FileTranscription
 from dropscribe.emulator.http_messages import HttpRequest, Reply, error_reply, json_error
 from dropscribe.emulator.object_store import ObjectStore, UploadPolicy
+from dropscribe.emulator.openai_transcription import OpenAITranscription, openai_fault_reply, openai_model_of
 from dropscribe.emulator.paths import (
     ADMIN_PREFIX,
     CANCEL_RE,
@@ -27,6 +28,7 @@ from dropscribe.emulator.paths import (
     TASK_RE,
     TRANSCRIPTION_PATH,
     UPLOADS_PATH,
+    is_openai,
     is_oss_like,
     task_id_in,
 )
@@ -64,6 +66,7 @@ class Router:
         )
         self._uploads = TemporaryUpload(config, objects, signer, self._limits)
         self._admin = Admin(self.request_log, self.faults, self.reset)
+        self._openai = OpenAITranscription(config)
 
     def refuse(self, request: HttpRequest, error: ApiError) -> tuple[Reply, Trace]:
         """Answer a request whose body could not even be read."""
@@ -124,7 +127,8 @@ class Router:
         if fault is not None:
             trace.fault = fault.kind
             trace.model = self._peek_model(request)
-            reply = fault_reply(fault, trace.reply_id(), oss_like=is_oss_like(path))
+            openai_reply = openai_fault_reply(fault, trace.reply_id()) if is_openai(path) else None
+            reply = openai_reply or fault_reply(fault, trace.reply_id(), oss_like=is_oss_like(path))
             if reply is not None:
                 reply.delay_s = fault.delay_s
                 return reply
@@ -141,6 +145,8 @@ class Router:
 
     def _dispatch(self, request: HttpRequest, trace: Trace, stream_fault: Fault | None) -> Reply:
         path, method = request.path, request.method
+        if is_openai(path):
+            return self._openai.handle(request, trace)
         if path == GENERATION_PATH:
             _require_method(method, "POST")
             return self._sync.generation(request, trace, stream_fault)
@@ -174,6 +180,8 @@ class Router:
             if task_id is not None:
                 task = self._tasks.get(task_id)
                 return task.model if task else None
+            if is_openai(path):
+                return openai_model_of(request)
             if is_oss_like(path):
                 policy = next((f.text for f in request.form if f.name == "policy"), None)
                 return UploadPolicy.decode(policy).model if policy else None

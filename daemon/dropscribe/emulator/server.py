@@ -248,6 +248,11 @@ class Emulator:
         """What a DashScope client takes as its base URL: ``http://host:port/api/v1``."""
         return f"{self.root_url}/api/v1"
 
+    @property
+    def openai_base_url(self) -> str:
+        """What an OpenAI client takes as its base URL (the vLLM side): ``http://host:port/v1``."""
+        return f"{self.root_url}/v1"
+
     def requests(self) -> list[dict[str, Any]]:
         """Every request received so far, oldest first, as the JSON-ready records of the log."""
         return self._router.request_log.snapshot()

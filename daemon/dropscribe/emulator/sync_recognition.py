@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from array import array
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
+
+import av
 
 from dropscribe.emulator import validation
 from dropscribe.emulator.audio import (
@@ -39,6 +42,7 @@ def wants_stream(request: HttpRequest) -> bool:
 class _Audio:
     info: AudioInfo
     sha256: str
+    silent: bool  # nothing above the noise floor: a real recognizer hears no speech in it
 
 
 class SyncRecognition:
@@ -68,9 +72,11 @@ class SyncRecognition:
                 f"The audio duration {audio.info.duration_s:.2f} s exceeds the maximum of "
                 f"{self._config.max_sync_duration_s:g} s for model '{model}'.",
             )
-        text = emulated_text(audio.info.duration_s, audio.sha256)
+        # the router consumed a matching fault and noted its kind in the trace; the kind says it all
+        heard_s = audio.info.duration_s / 2 if trace.fault == "truncate" else audio.info.duration_s
+        text = "" if audio.silent else emulated_text(heard_s, audio.sha256)
         language = sync.language or "en"
-        usage = _usage(model, sync.context, text, audio.info.duration_s)
+        usage = _usage(model, sync.context, text, heard_s)
         rid = trace.reply_id()
         if wants_stream(request):
             return stream_reply(
@@ -128,10 +134,11 @@ class SyncRecognition:
                 info = probe_audio(blob.file, full_decode=True)
             except UndecodableAudioError as exc:
                 raise ApiError(415, "BadRequest.UnsupportedFileFormat") from exc
+            silent = _silent(blob.file)
         finally:
             blob.close()
         trace.duration_s = round(info.duration_s, 3)
-        return _Audio(info, blob.sha256)
+        return _Audio(info, blob.sha256, silent)
 
     def _oss_object(self, request: HttpRequest, url: str, model: str) -> StoredObject:
         if not request.header_enabled("X-DashScope-OssResourceResolve"):
@@ -150,6 +157,28 @@ class SyncRecognition:
                 "(no temporary file under this URL for this model, or it is older than 48 h)",
             )
         return obj
+
+
+_SILENCE_PEAK = 64  # of 32767: well under any recorded voice, above dither
+
+
+def _silent(source: IO[bytes]) -> bool:
+    """True when no sample of the (already decodable) audio rises above the noise floor.
+
+    Stops at the first loud frame, so audio with sound in it costs one frame's decode.
+    """
+    source.seek(0)
+    try:
+        with av.open(source, mode="r") as container:
+            resampler = av.AudioResampler(format="s16", layout="mono")
+            for frame in container.decode(container.streams.audio[0]):
+                for out in resampler.resample(frame):
+                    samples = array("h", bytes(out.planes[0])[: out.samples * 2])
+                    if samples and max(max(samples), -min(samples)) > _SILENCE_PEAK:
+                        return False
+    except av.FFmpegError:
+        return False  # a damaged tail: the probe accepted what decoded, so answer as for sound
+    return True
 
 
 def _usage(model: str, context: str | None, text: str, duration_s: float) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from dropscribe.core.ports.journal import Journal
 from dropscribe.core.ports.recognizer import Recognizer
 from dropscribe.core.ports.storage import Storage
 from dropscribe.core.recognition import AsrOptions, AsrResult, ResultExpiredError
+from dropscribe.core.result_checks import TRUNCATED_OUTCOME, refusal, truncated_answers, truncation
 from dropscribe.logs import get_logger
 from dropscribe.service.crashpoints import crash_point
 from dropscribe.service.objects import SourceObjects, Staged
@@ -50,7 +51,7 @@ class FiletransRecognition:
             task_id = self._submit(key, sha, handle, probe, model, options, staging)
         else:
             task_id = task[0]
-        return self._wait(key, task_id)
+        return self._checked(key, self._wait(key, task_id), probe.duration_s)
 
     def _submit(
         self, key: str, sha: str, handle: BinaryIO, probe: audio.Probe, model: str, options: AsrOptions,
@@ -80,6 +81,22 @@ class FiletransRecognition:
         log.info("task_submitted", task_id=task_id, request_id=request_id)
         crash_point("after_task_stored")
         return task_id
+
+    def _checked(self, key: str, answer: AsrResult, sent_s: float) -> AsrResult:
+        """The task's answer, unless it covers less audio than was sent: then the next try submits anew."""
+        # a backend without a seconds report gives 0 here: nothing to hold the answer against
+        short = truncation(sent_s, answer.usage_seconds or None)
+        if short is None:
+            return answer
+        self.journal.forget_task(key)
+        calls = self.journal.calls_of(key)
+        submit = next((c for c in reversed(calls) if c.kind == "submit" and c.outcome == "submitted"), None)
+        if submit is not None:  # the submission is where the call history shows what its answer was worth
+            self.journal.call_ended(submit.id, TRUNCATED_OUTCOME, submit.request_id)
+            calls = self.journal.calls_of(key)
+        log.warning("answer_truncated", chunk=0, request_id=answer.request_id, sent_s=round(sent_s, 3),
+                    usage_seconds=answer.usage_seconds)  # fmt: skip
+        raise refusal(short, truncated_answers(calls, 0), answer.request_id)
 
     def _wait(self, key: str, task_id: str) -> AsrResult:
         delay = POLL_FIRST_S

@@ -16,6 +16,7 @@ from dropscribe.core.errors import (
     ShareUnavailableError,
     StorageUnavailableError,
     TransientError,
+    TruncatedAnswerError,
 )
 from dropscribe.core.jobs import Job
 
@@ -27,6 +28,7 @@ _RETRY_REASONS: tuple[tuple[type[TransientError], str], ...] = (
     (ShareUnavailableError, "share_unavailable"),
     (StorageUnavailableError, "storage_unavailable"),
     (AsrUnavailableError, "asr_unavailable"),
+    (TruncatedAnswerError, "asr_truncated"),
 )
 
 

@@ -20,6 +20,7 @@ from dropscribe.core.ports.journal import Journal
 from dropscribe.core.ports.recognizer import Recognizer
 from dropscribe.core.ports.storage import Storage
 from dropscribe.core.recognition import AsrOptions, AsrResult
+from dropscribe.core.result_checks import TRUNCATED_OUTCOME, refusal, truncated_answers, truncation
 from dropscribe.core.results import Piece, answer_from_stored, answer_to_stored
 from dropscribe.logs import get_logger
 from dropscribe.service.crashpoints import crash_point
@@ -96,8 +97,9 @@ class SyncRecognition:
         for i in (i for i in range(len(spans)) if i not in done):
             park_if_stopping(self.stopping)
             futures[i] = self.pool.submit(
-                self._one_chunk, key, sha, i, model, options, staged[i], handle, probe
-            )
+                self._one_chunk, key, sha, i, model, options, staged[i], handle, probe,
+                spans[i][1] - spans[i][0],
+            )  # fmt: skip
         errors: list[BaseException] = []
         for i, future in futures.items():
             try:
@@ -110,7 +112,7 @@ class SyncRecognition:
 
     def _one_chunk(
         self, key: str, sha: str, index: int, model: str, options: AsrOptions, staged: Staged | None,
-        handle: BinaryIO, probe: audio.Probe,
+        handle: BinaryIO, probe: audio.Probe, sent_s: float,
     ) -> dict[str, Any]:  # fmt: skip
         park_if_stopping(self.stopping)
         url = self.objects.upload(sha, model, handle, probe, staged)
@@ -129,6 +131,13 @@ class SyncRecognition:
             self.journal.call_ended(call_id, type(exc).__name__, getattr(exc, "request_id", None))
             raise
         crash_point("after_call")
+        # a backend without a seconds report gives 0 here: nothing to hold the answer against
+        short = truncation(sent_s, result.usage_seconds or None)
+        if short is not None:  # not stored: the next attempt asks again
+            self.journal.call_ended(call_id, TRUNCATED_OUTCOME, result.request_id)
+            log.warning("answer_truncated", chunk=index, request_id=result.request_id,
+                        sent_s=round(sent_s, 3), usage_seconds=result.usage_seconds)  # fmt: skip
+            raise refusal(short, truncated_answers(self.journal.calls_of(key), index), result.request_id)
         stored = answer_to_stored(result)
         self.journal.store_chunk_result(key, index, stored)
         self.journal.call_ended(call_id, "ok", result.request_id)
