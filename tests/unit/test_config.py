@@ -17,6 +17,7 @@ from dropscribe.config.model import (
     LoggingSettings,
     MetricsSettings,
     NotifySettings,
+    OpenAIBackendSettings,
     Settings,
     StateSettings,
     StorageSettings,
@@ -815,3 +816,77 @@ class TestParsingWithoutFiles:
 
         assert parsed.rules == RuleSet()
         assert parsed.messages[0].startswith(f"{rule_file}:1: must be a mapping of rule keys")
+
+
+class TestBackends:
+    BACKENDS = """\
+backends:
+  onprem:
+    type: openai
+    base_url: http://gpu-box:8000/v1/
+    model: Qwen/Qwen3-ASR-1.7B
+    max_upload_mb: 10
+  intl:
+    type: dashscope
+    base_url: https://dashscope-intl.aliyuncs.com/api/v1
+    concurrency: 2
+"""
+
+    def test_backends_by_name_and_a_folder_that_picks_one(self, tmp_path: Path) -> None:
+        path = minimal(tmp_path, "    backend: onprem\n" + self.BACKENDS + "defaults:\n  backend: intl\n")
+        settings = load_settings(path, {"DASHSCOPE_API_KEY": "sk-test"})
+        onprem = settings.backends["onprem"]
+        assert isinstance(onprem, OpenAIBackendSettings)
+        assert (onprem.base_url, onprem.model, onprem.max_upload_mb) == (
+            "http://gpu-box:8000/v1", "Qwen/Qwen3-ASR-1.7B", 10.0,
+        )  # fmt: skip
+        assert (onprem.concurrency, onprem.api_key_env) == (2, None)
+        intl = settings.backends["intl"]
+        assert isinstance(intl, DashScopeSettings)
+        assert (intl.concurrency, intl.model) == (2, "qwen3-asr-flash")
+        assert list(settings.all_backends()) == ["dashscope", "onprem", "intl"]
+        assert (settings.inboxes[0].rules.backend, settings.defaults.backend) == ("onprem", "intl")
+
+    def test_without_backends_everything_is_dashscope(self, tmp_path: Path) -> None:
+        settings = load_settings(minimal(tmp_path), {})
+        assert list(settings.all_backends()) == ["dashscope"]
+        assert settings.defaults.backend is None
+        assert BUILTIN_RULES.backend == "dashscope"
+
+    def test_a_backend_rule_must_name_a_configured_backend(self, tmp_path: Path) -> None:
+        messages = problems_of(minimal(tmp_path, "    backend: onprme\n" + self.BACKENDS))
+        assert len(messages) == 1
+        assert "inboxes[0].backend: 'onprme' is not a configured backend" in messages[0]
+        assert "(configured: dashscope, intl, onprem)" in messages[0]
+
+    def test_bad_backend_entries_are_each_reported(self, tmp_path: Path) -> None:
+        text = """\
+backends:
+  dashscope:
+    type: openai
+  nokey:
+    type: openai
+    model: m
+  wrong:
+    type: whisper
+  typo:
+    type: openai
+    base_url: http://h/v1
+    model: m
+    max_upload: 5
+"""
+        messages = problems_of(minimal(tmp_path, text))
+        joined = "\n".join(messages)
+        assert "backends.dashscope: the dashscope section defines the backend named dashscope" in joined
+        assert "backends.nokey.base_url: required" in joined
+        assert "backends.wrong.type: must be one of dashscope, openai" in joined
+        assert "backends.typo.max_upload: unknown key (did you mean max_upload_mb?)" in joined
+        assert len(messages) == 4
+
+    def test_an_openai_backend_cannot_read_temporary_uploads(self, tmp_path: Path) -> None:
+        messages = problems_of(minimal(tmp_path, self.BACKENDS + "storage:\n  type: dashscope\n"))
+        assert len(messages) == 1
+        assert (
+            "backends.onprem: an openai backend cannot read DashScope's temporary oss:// uploads"
+            in messages[0]
+        )

@@ -70,6 +70,7 @@ def test_the_transcript_document_byte_for_byte() -> None:
     }}
   ],
   "model": "qwen3-asr-flash",
+  "backend": "dashscope",
   "options": {{
     "language": null,
     "enable_itn": false,
@@ -97,6 +98,15 @@ def test_the_transcript_document_byte_for_byte() -> None:
 }}
 """
     assert _done(("json",)) == {".json": expected.encode()}
+
+
+def test_the_transcript_document_names_the_backend_that_answered() -> None:
+    """A result from another backend says so; a result stored before backends existed is DashScope's."""
+    onprem = json.loads(
+        _done(("json",), result={**RESULT, "backend": "onprem", "model": "Qwen/Qwen3-ASR-1.7B"})[".json"]
+    )
+    assert (onprem["backend"], onprem["model"]) == ("onprem", "Qwen/Qwen3-ASR-1.7B")
+    assert json.loads(_done(("json",))[".json"])["backend"] == "dashscope"
 
 
 def test_sidecars_come_in_a_fixed_order_for_the_outputs_asked_for() -> None:

@@ -93,6 +93,28 @@ class TestResultKey:
         """The key depends on the bytes' hash, not on the measured duration."""
         assert _route(duration_s=10.0).result_key == _route(duration_s=170.0).result_key
 
+    def test_the_dashscope_backend_keeps_the_pinned_key(self) -> None:
+        """Naming the default backend changes nothing: journals from before backends still match."""
+        pinned = hashlib.sha256(f"{SHA}|qwen3-asr-flash|auto|noitn|-|single|180".encode()).hexdigest()
+        assert _route().result_key == pinned
+        assert _route(backend="dashscope").result_key == pinned
+
+    def test_another_backend_never_shares_a_key(self) -> None:
+        """Another backend's answer is another answer, even under the same model name."""
+        material = result_key_material(
+            SHA, model="qwen3-asr-flash", language=None, enable_itn=False, context_sha256=None,
+            mode="single", chunk_max_s=180.0, backend="onprem",
+        )  # fmt: skip
+        assert material == f"{SHA}|qwen3-asr-flash|auto|noitn|-|single|180|backend=onprem"
+        keys = {_route().result_key, _route(backend="onprem").result_key, _route(backend="eu").result_key}
+        assert len(keys) == 3
+
+    def test_a_backend_without_file_transcription_splits_long_audio(self) -> None:
+        way = _route(backend="onprem", filetrans=False, long_audio="filetrans", duration_s=3600.0)
+        assert (way.mode, way.model) == ("split", "qwen3-asr-flash")
+        short = _route(backend="onprem", filetrans=False, model="qwen3-asr-flash-filetrans", duration_s=5.0)
+        assert short.mode == "single"
+
     def test_no_context_has_no_hash(self) -> None:
         assert context_sha256("") is None
         assert context_sha256("x") == hashlib.sha256(b"x").hexdigest()

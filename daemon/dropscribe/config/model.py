@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -31,6 +32,26 @@ class DashScopeSettings:
     retry_max_s: float = 300.0
     pause_probe_s: float = 600.0
     stop_grace_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class OpenAIBackendSettings:
+    """An OpenAI-compatible speech server (``vllm serve Qwen/Qwen3-ASR-1.7B``): ``backends.<name>``."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None  # an open server needs no key
+    api_key_file: Path | None = None
+    concurrency: int = 2
+    requests_per_minute: int = 60
+    timeout_s: float = 300.0
+    max_upload_mb: float = 25.0  # vLLM's default --max-audio-filesize-mb
+
+
+BackendSettings = DashScopeSettings | OpenAIBackendSettings
+
+#: The backend the ``dashscope`` section defines, and every folder's backend unless a rule says otherwise.
+DEFAULT_BACKEND = "dashscope"
 
 
 @dataclass(frozen=True)
@@ -116,3 +137,9 @@ class Settings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     web: WebSettings = field(default_factory=WebSettings)
     source: Path | None = None  # the YAML file these came from, for messages and reloads
+    # ``backends:`` by name; the ``dashscope`` section is the backend named "dashscope" and is not in here
+    backends: Mapping[str, BackendSettings] = field(default_factory=dict, hash=False)
+
+    def all_backends(self) -> dict[str, BackendSettings]:
+        """Every configured backend by name, ``dashscope`` first."""
+        return {DEFAULT_BACKEND: self.dashscope, **self.backends}

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from dropscribe.config.context import ContextSource
 from dropscribe.config.kinds import ContextReader, ConvertContext, FileSignature, resolve_path
+from dropscribe.config.mapping import convert_mapping
 from dropscribe.config.schema import RULE_KEYS
-from dropscribe.config.validate import check_fetchable, convert_mapping, make_rule_set
+from dropscribe.config.validate import check_fetchable, make_rule_set
 from dropscribe.config.yamlsrc import Problems, YamlMap, YamlScalar, parse_yaml_bytes, shown
 from dropscribe.core.ruleset import RuleSet
 

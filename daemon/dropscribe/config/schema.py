@@ -36,6 +36,7 @@ from dropscribe.config.model import (
     LoggingSettings,
     MetricsSettings,
     NotifySettings,
+    OpenAIBackendSettings,
     StateSettings,
     StorageSettings,
     WebSettings,
@@ -95,6 +96,7 @@ class Section:
     keys: tuple[Key, ...]
     is_list: bool = False
     required: bool = False
+    is_map: bool = False  # a mapping of names to entries with these keys (``backends``)
 
     def key(self, name: str) -> Key | None:
         for key in self.keys:
@@ -105,6 +107,8 @@ class Section:
 
 _POSITIVE = Number(minimum=0, exclusive_minimum=True)
 _ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+BACKEND_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+BACKEND_TYPES = ("dashscope", "openai")
 
 RULE_KEYS: tuple[Key, ...] = (
     Key("language", Language(), "Language of the speech, or auto to let the API detect it "
@@ -135,6 +139,9 @@ RULE_KEYS: tuple[Key, ...] = (
         _rule_default("max_size_mb"), nullable=True),
     Key("max_duration_s", _POSITIVE, "Longer recordings go to failed/ with code too_long.",
         _rule_default("max_duration_s"), nullable=True),
+    Key("backend", Text("a backend name", pattern=BACKEND_NAME), "Which backend recognizes this "
+        "folder's files: dashscope (the dashscope section) or a name under backends.",
+        _rule_default("backend"), nullable=True),
 )  # fmt: skip
 
 INBOX_KEYS: tuple[Key, ...] = (
@@ -161,6 +168,28 @@ INBOX_KEYS: tuple[Key, ...] = (
         _default(InboxSettings, "rules_file")),
     Key("ignore", Patterns(), "Extra glob patterns of file names never to take (dotfiles, partial "
         "downloads and OS litter are always ignored).", _default(InboxSettings, "ignore")),
+)  # fmt: skip
+
+BACKEND_TYPE_KEY = Key("type", Choice(BACKEND_TYPES), "What kind of server the backend is.", required=True)
+
+OPENAI_BACKEND_KEYS: tuple[Key, ...] = (
+    BACKEND_TYPE_KEY,
+    Key("base_url", Url(), "The server's OpenAI API root, e.g. http://gpu-box:8000/v1; requests go to "
+        "<base_url>/audio/transcriptions.", required=True),
+    Key("model", Text("a model name", pattern=r"\S+"), "The served model, e.g. Qwen/Qwen3-ASR-1.7B.",
+        required=True),
+    Key("api_key_env", Text("an environment variable name", pattern=_ENV_NAME), "Environment "
+        "variable holding the server's key (vllm serve --api-key); wins over api_key_file. Neither: "
+        "no key is sent.", None, nullable=True),
+    Key("api_key_file", CredentialPath(), "File holding the server's key. A bare name is looked up "
+        "in $CREDENTIALS_DIRECTORY.", None, nullable=True),
+    Key("concurrency", Number(minimum=1, whole=True), "Requests in flight at once.",
+        _default(OpenAIBackendSettings, "concurrency")),
+    Key("requests_per_minute", Number(minimum=1, whole=True), "Client-side rate limit.",
+        _default(OpenAIBackendSettings, "requests_per_minute")),
+    Key("timeout_s", _POSITIVE, "Timeout of one HTTP request.", _default(OpenAIBackendSettings, "timeout_s")),
+    Key("max_upload_mb", _POSITIVE, "The server's upload cap (vLLM: --max-audio-filesize-mb); longer "
+        "audio is split into chunks that stay under it.", _default(OpenAIBackendSettings, "max_upload_mb")),
 )  # fmt: skip
 
 SECTIONS: tuple[Section, ...] = (
@@ -195,6 +224,10 @@ SECTIONS: tuple[Section, ...] = (
             "work is parked at once. Keep the unit's TimeoutStopSec above it.",
             _default(DashScopeSettings, "stop_grace_s")),
     )),
+    Section("backends", "Further recognition backends by name (the dashscope section is the backend "
+            "named dashscope). type: dashscope takes the keys of the dashscope section; type: openai "
+            "(an OpenAI-compatible server such as vllm serve Qwen/Qwen3-ASR-1.7B) takes the keys below. "
+            "A folder picks its backend with the rule key backend.", OPENAI_BACKEND_KEYS, is_map=True),
     Section("storage", "How the audio reaches the API.", (
         Key("type", Choice(("inline", "s3", "dashscope")), "inline: base64 in the request, no "
             "storage, sync models only, at most 10 MB encoded (long audio is split into small "
@@ -305,7 +338,7 @@ def render_reference() -> str:
     """Every key as Markdown, for the README and ``dropscribe config reference``-style output."""
     lines = ["# Configuration reference", ""]
     for part in SECTIONS:
-        title = f"`{part.name}`" + (" (a list)" if part.is_list else "")
+        title = f"`{part.name}`" + (" (a list)" if part.is_list else " (by name)" if part.is_map else "")
         lines += [f"## {title}", "", part.description, ""]
         lines += ["| Key | Accepts | Default | Meaning |", "|---|---|---|---|"]
         for key in part.keys:

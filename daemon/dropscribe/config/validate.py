@@ -7,14 +7,15 @@ them all together, so a config is fixed in one round.
 
 from __future__ import annotations
 
-import difflib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from dropscribe.config.backends import build_backends, check_backend_names
 from dropscribe.config.context import ContextSource
-from dropscribe.config.kinds import ContextReader, ConvertContext, InvalidValueError
+from dropscribe.config.kinds import ContextReader, ConvertContext
+from dropscribe.config.mapping import convert_mapping, unknown_key_message
 from dropscribe.config.model import (
     DashScopeSettings,
     InboxSettings,
@@ -26,71 +27,16 @@ from dropscribe.config.model import (
     StorageSettings,
     WebSettings,
 )
-from dropscribe.config.schema import RULE_KEYS, SECTIONS, UNKNOWN_KEY_HINTS, Key, section
-from dropscribe.config.yamlsrc import Node, Problems, YamlList, YamlMap, YamlScalar, shown
+from dropscribe.config.schema import (
+    RULE_KEYS,
+    SECTIONS,
+    section,
+)
+from dropscribe.config.yamlsrc import Node, Problems, YamlList, YamlMap, shown
 from dropscribe.core.rules import is_filetrans_model
 from dropscribe.core.ruleset import RuleSet
 
 RULE_NAMES = frozenset(key.name for key in RULE_KEYS)
-
-
-def unknown_key_message(section_name: str, name: str, known: Sequence[str]) -> str:
-    """``unknown key``, with a hint when the mistake is a common one or a near miss."""
-    hint = UNKNOWN_KEY_HINTS.get((section_name, name))
-    if hint is not None:
-        return f"unknown key ({hint})"
-    close = difflib.get_close_matches(name, known, n=1)
-    if close:
-        return f"unknown key (did you mean {close[0]}?)"
-    return "unknown key"
-
-
-def convert_mapping(
-    node: Node | None,
-    keys: Sequence[Key],
-    where: str,
-    section_name: str,
-    problems: Problems,
-    context: ConvertContext,
-    lines: dict[str, int],
-) -> dict[str, object]:
-    """The valid keys of ``node`` converted; every other key, and every bad value, is a problem.
-
-    ``lines`` receives the line of each key seen, under its dotted name, for later cross-checks.
-    """
-    if node is None:
-        return {}
-    if isinstance(node, YamlScalar) and node.value is None:
-        # `metrics:` with nothing under it reads as an empty section, which is what was meant
-        node = YamlMap({}, {}, node.line)
-    if not isinstance(node, YamlMap):
-        problems.add(node.line, where, f"must be a mapping of keys, got {shown(node)}")
-        return {}
-    known = {key.name: key for key in keys}
-    values: dict[str, object] = {}
-    for name, child in node.entries.items():
-        path = f"{where}.{name}" if where else name
-        key_line = node.key_lines[name]
-        lines[path] = key_line
-        key = known.get(name)
-        if key is None:
-            problems.add(key_line, path, unknown_key_message(section_name, name, list(known)))
-            continue
-        if isinstance(child, YamlScalar) and child.value is None:
-            if key.nullable:
-                values[name] = None
-            else:
-                problems.add(key_line, path, f"must be {key.kind.describe()}, got null")
-            continue
-        try:
-            values[name] = key.kind.convert(child, context)
-        except InvalidValueError as exc:
-            problems.add(exc.line or key_line, path, exc.message)
-    for key in keys:
-        if key.required and key.name not in node.entries:
-            path = f"{where}.{key.name}" if where else key.name
-            problems.add(node.line, path, f"required ({key.description.rstrip('.').lower()})")
-    return values
 
 
 def make_rule_set(
@@ -194,6 +140,7 @@ def draft_settings(
     web = WebSettings(**convert("web"))  # type: ignore[arg-type]
     defaults = make_rule_set(convert("defaults"), "defaults", lines, problems)
     inboxes = _build_inboxes(root.entries.get("inboxes"), root, problems, context, lines)
+    backends = build_backends(root.entries.get("backends"), problems, context, lines)
 
     settings = Settings(
         dashscope=dashscope,
@@ -206,6 +153,7 @@ def draft_settings(
         notify=notify,
         web=web,
         source=source,
+        backends=backends,
     )
     _check_across(settings, inboxes, lines, problems)
     return Draft(settings, inboxes, lines)
@@ -309,6 +257,8 @@ def _check_across(
             f"{web} differs from metrics.listen ({metrics}): they name the same listener; set one, "
             "or both to the same address",
         )
+
+    check_backend_names(settings, inboxes, lines, problems)
 
     dashscope = settings.dashscope
     if fine("dashscope.retry_base_s", "dashscope.retry_max_s") and (

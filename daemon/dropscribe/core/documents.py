@@ -10,6 +10,7 @@ from typing import Any
 
 from dropscribe.core import transcript
 from dropscribe.core.recognition import Sentence
+from dropscribe.core.routing import DEFAULT_BACKEND
 
 SCHEMA_VERSION = 1
 
@@ -68,6 +69,7 @@ def transcript_doc(
         "emotion": result["emotion"],
         "segments": result["segments"],
         "model": result["model"],
+        "backend": result.get("backend", DEFAULT_BACKEND),  # results stored before backends existed
         "options": {"language": language, "enable_itn": enable_itn, "context_sha256": context_sha256},
         "source": source_doc(source),
         "mode": result["mode"],

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "DASHSCOPE",
+    "OPENAI",
     "Encoding",
     "FormatPolicy",
     "format_parts",
@@ -20,6 +21,9 @@ __all__ = [
 
 #: The backend name of DashScope's Qwen3-ASR API.
 DASHSCOPE = "dashscope"
+
+#: The backend type of an OpenAI-compatible speech server (vLLM serving Qwen3-ASR).
+OPENAI = "openai"
 
 
 @dataclass(frozen=True)
@@ -88,11 +92,23 @@ _DASHSCOPE_CODECS = frozenset(
      "pcm_u8", "pcm_alaw", "pcm_mulaw", "amr_nb", "amr_wb", "wmav1", "wmav2"}
 )  # fmt: skip
 
+# What an OpenAI-compatible server such as vLLM reliably decodes as it is (libsndfile and MP3 decoders):
+# plain PCM WAV, FLAC, MP3 and Ogg Vorbis; everything else is sent as 16 kHz mono FLAC.
+_OPENAI_CONTAINERS = frozenset({"wav", "flac", "mp3", "ogg"})
+_OPENAI_CODECS = frozenset({"pcm_s16le", "flac", "mp3", "vorbis"})
+
 _POLICIES: dict[str, FormatPolicy] = {
     DASHSCOPE: FormatPolicy(
         backend=DASHSCOPE,
         containers=_DASHSCOPE_CONTAINERS,
         codecs=_DASHSCOPE_CODECS,
+        transcode_to=_FLAC_16K_MONO,
+        chunk_encoding=_FLAC_16K_MONO,
+    ),
+    OPENAI: FormatPolicy(
+        backend=OPENAI,
+        containers=_OPENAI_CONTAINERS,
+        codecs=_OPENAI_CODECS,
         transcode_to=_FLAC_16K_MONO,
         chunk_encoding=_FLAC_16K_MONO,
     ),

@@ -89,6 +89,7 @@ def effective_rules(layers: Sequence[RuleSet], *, default_model: str) -> Effecti
         chunk_max_s=_decided(merged.chunk_max_s),
         max_size_mb=_decided(merged.max_size_mb),
         max_duration_s=_decided(merged.max_duration_s),
+        backend=_decided(merged.backend),
     )
 
 

@@ -31,6 +31,7 @@ class RuleSet:
     chunk_max_s: float | None = None
     max_size_mb: float | None = None
     max_duration_s: float | None = None
+    backend: str | None = None
 
     def over(self, base: RuleSet) -> RuleSet:
         """This rule set laid over ``base``: every key set here wins, the others come from ``base``."""
@@ -61,6 +62,7 @@ class EffectiveRules:
     chunk_max_s: float
     max_size_mb: float
     max_duration_s: float
+    backend: str = "dashscope"
 
 
 BUILTIN_RULES = RuleSet(
@@ -74,4 +76,5 @@ BUILTIN_RULES = RuleSet(
     chunk_max_s=180.0,
     max_size_mb=2048.0,
     max_duration_s=12 * 3600.0,
+    backend="dashscope",
 )

@@ -15,15 +15,17 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dropscribe.adapters.dashscope import DashScopeClient
 from dropscribe.adapters.journal import SqliteJournal
+from dropscribe.adapters.openai_asr import OpenAIRecognizer
 from dropscribe.adapters.statusfile import StatusFile
 from dropscribe.adapters.watcher import Watcher
 from dropscribe.adapters.web_server import WebServer
-from dropscribe.config.model import Settings
-from dropscribe.core.formats import DASHSCOPE, format_policy
+from dropscribe.config.model import OpenAIBackendSettings, Settings
+from dropscribe.core.errors import ConfigError
+from dropscribe.core.formats import DASHSCOPE, OPENAI, format_policy
 from dropscribe.core.ports.clock import Clock
 from dropscribe.core.ports.journal import Journal
 from dropscribe.core.ports.notifier import Notifier
@@ -32,10 +34,10 @@ from dropscribe.logs import configure, get_logger, register_secret
 from dropscribe.service.content_locks import ContentLocks
 from dropscribe.service.metrics_registry import ServiceMetrics
 from dropscribe.service.notifications import Deliveries, OutboxNotifier
-from dropscribe.service.pipeline import Pipeline
+from dropscribe.service.pipeline import BackendSpec, Pipeline
 from dropscribe.service.rule_cache import RuleCache, RuleFileEvent
 from dropscribe.service.scanner import InboxScanner
-from dropscribe.service.settings_files import load_settings, resolve_api_key
+from dropscribe.service.settings_files import MAX_KEY_FILE_BYTES, load_settings, resolve_api_key
 from dropscribe.service.storage_factory import make_storage
 from dropscribe.service.web_routes import resolve_web_token
 
@@ -51,6 +53,10 @@ _LEVELS = {
     "file_done": "debug",  # job_done and job_failed say it already; these feed the outbox
     "file_failed": "debug",
 }
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
 
 
 class SystemClock:
@@ -80,6 +86,68 @@ def build_client(
     )  # fmt: skip
 
 
+RequestTimer = Callable[[str], Callable[[float, str], None]]
+"""The latency observer for a backend's requests, by backend name."""
+
+
+def openai_key(name: str, backend: OpenAIBackendSettings, env: Mapping[str, str]) -> str | None:
+    """The key of an OpenAI-compatible server: its env variable, else its file; None for an open server."""
+    if backend.api_key_env and env.get(backend.api_key_env, "").strip():
+        key = env[backend.api_key_env].strip()
+    elif backend.api_key_file is not None:
+        try:
+            key = backend.api_key_file.read_bytes()[:MAX_KEY_FILE_BYTES].decode("utf-8-sig").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                [f"backends.{name}.api_key_file {backend.api_key_file} cannot be read: {exc}"]
+            ) from None
+    elif backend.api_key_env:
+        raise ConfigError(
+            [f"no key for backend {name}: set {backend.api_key_env} or backends.{name}.api_key_file"]
+        )
+    else:
+        return None
+    if not key or any(char.isspace() or not char.isprintable() for char in key):
+        raise ConfigError([f"the key of backend {name} is empty or holds spaces or control characters"])
+    register_secret(key)
+    return key
+
+
+def build_backends(
+    settings: Settings, env: Mapping[str, str], timer: RequestTimer | None = None
+) -> dict[str, tuple[BackendSpec, Closeable]]:
+    """A client per configured backend besides ``dashscope``, with what the pipeline needs of it."""
+    built: dict[str, tuple[BackendSpec, Closeable]] = {}
+    try:
+        for name, backend in settings.backends.items():
+            on_request = timer(name) if timer is not None else None
+            if isinstance(backend, OpenAIBackendSettings):
+                openai = OpenAIRecognizer(
+                    backend.base_url, openai_key(name, backend, env), timeout_s=backend.timeout_s,
+                    requests_per_minute=backend.requests_per_minute, concurrency=backend.concurrency,
+                    on_request=on_request,
+                )  # fmt: skip
+                spec = BackendSpec(openai, format_policy(OPENAI), backend.concurrency, model=backend.model,
+                                   max_upload_mb=backend.max_upload_mb)  # fmt: skip
+                built[name] = (spec, openai)
+            else:
+                key = resolve_api_key(backend, env)
+                register_secret(key)
+                client = DashScopeClient(
+                    backend.base_url, key, timeout_s=backend.timeout_s, concurrency=backend.concurrency,
+                    requests_per_minute=backend.requests_per_minute, on_request=on_request,
+                )  # fmt: skip
+                built[name] = (
+                    BackendSpec(client, format_policy(DASHSCOPE), backend.concurrency, filetrans=True),
+                    client,
+                )
+    except BaseException:
+        for _spec, opened in built.values():
+            opened.close()
+        raise
+    return built
+
+
 def open_journal(settings: Settings) -> SqliteJournal:
     return SqliteJournal(settings.state.path)
 
@@ -94,6 +162,9 @@ class Wiring:
     pipeline: Pipeline
     scanners: Mapping[str, InboxScanner]  # by inbox path
     closed: threading.Event = field(default_factory=threading.Event, compare=False)
+    others: Mapping[str, Closeable] = field(
+        default_factory=dict, compare=False
+    )  # the other backends' clients
 
     def close(self, *, keep: Wiring | None = None) -> None:
         """Close the pipeline, client and store; those ``keep`` shares with this one stay open."""
@@ -103,6 +174,8 @@ class Wiring:
         self.pipeline.close()
         if keep is None or self.client is not keep.client:
             self.client.close()
+        for other in self.others.values():
+            other.close()
         if keep is None or self.storage is not keep.storage:
             self.storage.close()
 
@@ -118,22 +191,32 @@ def wire(
     previous: Mapping[str, InboxScanner] | None = None,
     with_scanners: bool = True,
     on_request: Callable[[float, str], None] | None = None,
+    timer: RequestTimer | None = None,
 ) -> Wiring:
-    """Client, store, pipeline and (``with_scanners``) the inboxes' scanners for ``settings``.
+    """Clients, store, pipeline and (``with_scanners``) the inboxes' scanners for ``settings``.
 
-    Raises ConfigError when the API key is missing, before anything was built.
+    ``timer`` gives the other backends their latency observers. Raises ConfigError when an API key
+    is missing, before anything was built.
     """
     client = build_client(settings, env, on_request)
+    try:
+        others = build_backends(settings, env, timer)
+    except BaseException:
+        client.close()
+        raise
     try:
         storage = make_storage(settings.storage, client)
     except BaseException:
         client.close()
+        for _spec, opened in others.values():
+            opened.close()
         raise
     pipeline = Pipeline(
         journal=journal, client=client, storage=storage,
         formats=format_policy(DASHSCOPE),  # must be the policy of the backend the client talks to
         staging_dir=settings.state.staging_dir, concurrency=settings.dashscope.concurrency,
         stopping=stopping, content_locks=content_locks,
+        backends={name: spec for name, (spec, _opened) in others.items()},
     )  # fmt: skip
     scanners: dict[str, InboxScanner] = {}
     for inbox in settings.inboxes if with_scanners else ():
@@ -142,7 +225,8 @@ def wire(
         if old is not None:  # what was seen settling before the reload keeps its clock
             scanner.observations = old.observations
         scanners[str(inbox.path)] = scanner
-    return Wiring(settings, client, storage, pipeline, scanners)
+    return Wiring(settings, client, storage, pipeline, scanners,
+                  others={name: opened for name, (_spec, opened) in others.items()})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -172,7 +256,7 @@ class Graph:
         return wire(
             settings, self.env, journal=self.journal, stopping=self.stopping,
             content_locks=self.content_locks, on_rule_event=self.rule_event, previous=previous,
-            on_request=self.meters.request_timer("dashscope"),
+            on_request=self.meters.request_timer("dashscope"), timer=self.meters.request_timer,
         )  # fmt: skip
 
     def rule_event(self, event: RuleFileEvent) -> None:

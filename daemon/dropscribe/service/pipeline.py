@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -17,18 +19,32 @@ from dropscribe.config.model import InboxSettings
 from dropscribe.core.errors import InputRejectedError, RemoteRejectedError
 from dropscribe.core.formats import FormatPolicy
 from dropscribe.core.jobs import Job
+from dropscribe.core.openai_wire import upload_chunk_max_s, upload_max_bytes
 from dropscribe.core.ports.journal import Journal
 from dropscribe.core.ports.recognizer import Recognizer
 from dropscribe.core.ports.storage import Storage
+from dropscribe.core.routing import DEFAULT_BACKEND
 from dropscribe.core.ruleset import EffectiveRules
 from dropscribe.service.content_locks import ContentLocks
 from dropscribe.service.filetrans_task import FiletransRecognition
 from dropscribe.service.finish import Finisher
 from dropscribe.service.objects import SourceObjects
 from dropscribe.service.outcomes import Outcome
-from dropscribe.service.recognize import Recognition
+from dropscribe.service.recognize import Backend, Recognition
 from dropscribe.service.sync_requests import SyncRecognition
 from dropscribe.service.take import Taker
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A backend besides the default one: its client, format policy and limits."""
+
+    client: Recognizer
+    formats: FormatPolicy
+    concurrency: int
+    model: str | None = None  # the one model it serves; None: the folder's rule ``model``
+    filetrans: bool = False  # whether it runs file-transcription tasks
+    max_upload_mb: float | None = None  # its cap on one upload; long audio is chunked to stay under it
 
 
 class Pipeline:
@@ -43,27 +59,47 @@ class Pipeline:
         concurrency: int,
         stopping: threading.Event,
         content_locks: ContentLocks | None = None,
+        backends: Mapping[str, BackendSpec] | None = None,
     ) -> None:
+        """``client`` is the ``dashscope`` backend; ``backends`` are the others, by name."""
         self.journal = journal
         self.client = client
         self.storage = storage
         self.staging_dir = staging_dir
         self.stopping = stopping
         self.content_locks = content_locks if content_locks is not None else ContentLocks()
-        self._chunk_pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="chunk")
+        specs = {
+            DEFAULT_BACKEND: BackendSpec(client, formats, concurrency, filetrans=True),
+            **(backends or {}),
+        }
+        # one chunk pool per backend: a slow backend's chunks never hold up another's
+        self._pools = [
+            ThreadPoolExecutor(max(1, spec.concurrency), thread_name_prefix=f"chunk-{name}")
+            for name, spec in specs.items()
+        ]
         objects = SourceObjects(journal, storage)
+        ways: dict[str, Backend] = {}
+        for (name, spec), pool in zip(specs.items(), self._pools, strict=True):
+            cap = spec.max_upload_mb
+            sync = SyncRecognition(
+                journal=journal, client=spec.client, storage=storage, objects=objects, formats=spec.formats,
+                pool=pool, stopping=stopping, max_upload_bytes=None if cap is None else upload_max_bytes(cap),
+            )  # fmt: skip
+            filetrans = FiletransRecognition(
+                journal=journal, client=spec.client, storage=storage, objects=objects, formats=spec.formats,
+                stopping=stopping,
+            )  # fmt: skip
+            ways[name] = Backend(name, sync, filetrans if spec.filetrans else None, spec.model,
+                                 None if cap is None else upload_chunk_max_s(cap))  # fmt: skip
         self._recognition = Recognition(
-            journal=journal, staging_dir=staging_dir, content_locks=self.content_locks,
-            sync=SyncRecognition(journal=journal, client=client, storage=storage, objects=objects,
-                                 formats=formats, pool=self._chunk_pool, stopping=stopping),
-            filetrans=FiletransRecognition(journal=journal, client=client, storage=storage, objects=objects,
-                                           formats=formats, stopping=stopping),
-        )  # fmt: skip
+            journal=journal, staging_dir=staging_dir, content_locks=self.content_locks, backends=ways
+        )
         self._finisher = Finisher(journal=journal, objects=objects, staging_dir=staging_dir)
         self._taker = Taker(journal=journal, recognition=self._recognition, finisher=self._finisher)
 
     def close(self) -> None:
-        self._chunk_pool.shutdown(wait=True, cancel_futures=True)
+        for pool in self._pools:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def take(
         self, inbox: InboxSettings, relpath: str, rules: EffectiveRules, *, changed_at: float | None = None

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from dropscribe.adapters import audio, files
+from dropscribe.core.errors import InputRejectedError
 from dropscribe.core.ports.journal import Journal
 from dropscribe.core.recognition import AsrOptions, accepts_options
 from dropscribe.core.results import chunk_segments, task_segments, whole_result
@@ -21,16 +24,36 @@ from dropscribe.service.sync_requests import SyncRecognition
 log = get_logger()
 
 
+@dataclass(frozen=True)
+class Backend:
+    """One configured backend as recognition uses it."""
+
+    name: str
+    sync: SyncRecognition
+    filetrans: FiletransRecognition | None  # None: the backend has no file transcription
+    model: str | None = None  # the model the backend serves; None: the folder's rule ``model``
+    chunk_cap_s: float | None = None  # the longest chunk its upload cap allows
+
+
 class Recognition:
     def __init__(
-        self, *, journal: Journal, staging_dir: Path, content_locks: ContentLocks, sync: SyncRecognition,
-        filetrans: FiletransRecognition,
+        self, *, journal: Journal, staging_dir: Path, content_locks: ContentLocks,
+        backends: Mapping[str, Backend],
     ) -> None:  # fmt: skip
         self.journal = journal
         self.staging_dir = staging_dir
         self.content_locks = content_locks
-        self.sync = sync
-        self.filetrans = filetrans
+        self.backends = backends
+
+    def backend(self, name: str) -> Backend:
+        """The backend a rule names; one that is not configured (a rule file's typo) refuses the file."""
+        try:
+            return self.backends[name]
+        except KeyError:
+            configured = ", ".join(sorted(self.backends))
+            raise InputRejectedError(
+                "unknown_backend", f"the rules name backend {name!r}, which is not configured ({configured})"
+            ) from None
 
     def obtain(
         self, sha: str, handle: BinaryIO, probe: audio.Probe, rules: EffectiveRules, meta: dict[str, Any],
@@ -41,17 +64,22 @@ class Recognition:
         ``meta`` receives the route (and ``reused`` when another job paid), even if recognition fails.
         """
         options = AsrOptions(rules.language, rules.enable_itn, rules.context)
+        backend = self.backend(rules.backend)
+        chunk_max_s = rules.chunk_max_s
+        if backend.chunk_cap_s is not None:
+            chunk_max_s = min(chunk_max_s, backend.chunk_cap_s)
         way = route(
-            sha, model=rules.model, long_audio=rules.long_audio, language=rules.language,
-            enable_itn=rules.enable_itn, context=rules.context, chunk_max_s=rules.chunk_max_s,
-            duration_s=probe.duration_s,
+            sha, model=backend.model or rules.model, long_audio=rules.long_audio, language=rules.language,
+            enable_itn=rules.enable_itn, context=rules.context, chunk_max_s=chunk_max_s,
+            duration_s=probe.duration_s, backend=backend.name, filetrans=backend.filetrans is not None,
         )  # fmt: skip
         key = way.result_key
-        meta.update(model=way.model, mode=way.mode, context_sha256=way.context_sha256, result_key=key)
+        meta.update(model=way.model, mode=way.mode, context_sha256=way.context_sha256, result_key=key,
+                    backend=backend.name)  # fmt: skip
         with self.content_locks.hold(key):
             stored = self.journal.result(key)
             if stored is None:
-                result = self._recognize(way, sha, handle, probe, options, rules.chunk_max_s)
+                result = self._recognize(backend, way, sha, handle, probe, options, chunk_max_s)
                 result["paid_by"] = {"job_id": job_id, "name": meta.get("name"), "sha256": sha}
                 self.journal.store_result(key, result)
                 log.info("result_stored", sha256=sha, usage_seconds=result["usage_seconds"],
@@ -73,21 +101,23 @@ class Recognition:
         return {**result, "sha256": sha, "duration_s": round(probe.duration_s, 3)}
 
     def _recognize(
-        self, way: Route, sha: str, handle: BinaryIO, probe: audio.Probe, options: AsrOptions,
-        chunk_max_s: float,
+        self, backend: Backend, way: Route, sha: str, handle: BinaryIO, probe: audio.Probe,
+        options: AsrOptions, chunk_max_s: float,
     ) -> dict[str, Any]:  # fmt: skip
         staging = self.staging_dir / way.result_key[:32]
         staging.mkdir(parents=True, exist_ok=True)
-        if not accepts_options(way.model):
+        if backend.model is None and not accepts_options(way.model):
             options = AsrOptions()
-        if way.mode == "filetrans":
-            answer = self.filetrans.run(way.result_key, sha, handle, probe, way.model, options, staging)
+        if way.mode == "filetrans" and backend.filetrans is not None:
+            answer = backend.filetrans.run(way.result_key, sha, handle, probe, way.model, options, staging)
             pieces = [(answer, 0.0, probe.duration_s)]
             segments = task_segments(answer, probe.duration_s)
         else:
-            pieces = self.sync.run(
+            pieces = backend.sync.run(
                 way.result_key, sha, handle, probe, way.model, options, way.mode, chunk_max_s, staging
             )
             segments = chunk_segments(pieces)
         shutil.rmtree(staging, ignore_errors=True)
-        return whole_result(pieces, segments, model=way.model, mode=way.mode)
+        result = whole_result(pieces, segments, model=way.model, mode=way.mode)
+        result["backend"] = backend.name
+        return result

@@ -40,8 +40,11 @@ class SyncRecognition:
     def __init__(
         self, *, journal: Journal, client: Recognizer, storage: Storage, objects: SourceObjects,
         formats: FormatPolicy, pool: ThreadPoolExecutor, stopping: threading.Event,
+        max_upload_bytes: int | None = None,
     ) -> None:  # fmt: skip
+        """``max_upload_bytes``: the backend's own cap on one upload (sent as bytes, not as a data URL)."""
         self.journal = journal
+        self.max_upload_bytes = max_upload_bytes
         self.client = client
         self.storage = storage
         self.objects = objects
@@ -64,6 +67,8 @@ class SyncRecognition:
         """Chunks to send; ``None`` means "send the source bytes as they are"."""
         if mode == "single":
             limit = INLINE_RAW_MAX_BYTES if self.storage.sync_only else SYNC_MAX_BYTES
+            if self.max_upload_bytes is not None:
+                limit = self.max_upload_bytes
             if (
                 audio.is_sendable_as_is(probe, self.formats.backend)
                 and os.fstat(handle.fileno()).st_size <= limit
