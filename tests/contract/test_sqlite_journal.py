@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import errno
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +11,7 @@ from dropscribe.adapters.journal import SqliteJournal
 from dropscribe.core.errors import StateFullError
 from dropscribe.core.ports.journal import Journal
 from tests.contract.journal_contract import JournalContract, OpenJournal
+from tests.support.disks import fill, small_tmpfs
 
 
 class TestSqliteJournal(JournalContract):
@@ -30,34 +28,8 @@ class TestSqliteJournal(JournalContract):
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    target = tmp_path / "small"
-    target.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(target)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.strip()}")
-    yield target
-    subprocess.run(["umount", "-l", str(target)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    """Write a filler file until the filesystem refuses another byte."""
-    filler = folder / "filler.bin"
-    block = b"\xa5" * (64 * 1024)
-    with open(filler, "wb", buffering=0) as out:
-        for size in (len(block), 4096, 512, 1):
-            while True:
-                try:
-                    out.write(block[:size])
-                except OSError as exc:
-                    if exc.errno != errno.ENOSPC:
-                        raise
-                    break
-    return filler
+    with small_tmpfs(tmp_path / "small", "1m") as target:
+        yield target
 
 
 def test_a_full_filesystem_stops_writes_until_there_is_room(small_fs: Path) -> None:

@@ -10,7 +10,6 @@ the filler is removed.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import subprocess
@@ -25,43 +24,14 @@ import pytest
 from dropscribe.emulator import Emulator
 from tests.support.audio import make_tone
 from tests.support.checker import recognition_requests
+from tests.support.disks import fill, small_tmpfs
 from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
-
-
-def _mount_tmpfs(target: Path, size: str) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(target)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a small filesystem here (needs root): {result.stderr.strip()}")
 
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    target = tmp_path / "small"
-    _mount_tmpfs(target, "16m")
-    yield target
-    subprocess.run(["umount", "-l", str(target)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    """Write a filler file until the filesystem refuses another byte."""
-    filler = folder / "filler.bin"
-    block = b"\xa5" * (64 * 1024)
-    with open(filler, "wb", buffering=0) as out:
-        for size in (len(block), 4096, 512, 1):
-            while True:
-                try:
-                    out.write(block[:size])
-                except OSError as exc:
-                    if exc.errno != errno.ENOSPC:
-                        raise
-                    break
-    return filler
+    with small_tmpfs(tmp_path / "small", "16m") as target:
+        yield target
 
 
 def events(service: ServiceProcess, name: str) -> list[dict[str, Any]]:

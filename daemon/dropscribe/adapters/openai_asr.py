@@ -14,12 +14,13 @@ import binascii
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx
 import structlog
 
+from dropscribe.adapters.bearer import BearerAuth
 from dropscribe.adapters.ratelimit import RateLimiter
 from dropscribe.core.errors import AsrUnavailableError, RemoteRejectedError
 from dropscribe.core.openai_wire import (
@@ -38,20 +39,6 @@ _CONNECT_TIMEOUT_S = 10.0
 _SUFFIXES = {"audio/flac": "flac", "audio/wav": "wav", "audio/mpeg": "mp3", "audio/ogg": "ogg"}
 
 _log = structlog.get_logger(__name__)
-
-
-class _BearerAuth(httpx.Auth):
-    """Adds the key per request inside httpx, so no frame of ours holds the header."""
-
-    def __init__(self, api_key: str) -> None:
-        self._api_key = api_key
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._api_key}"
-        yield request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(***)"
 
 
 class OpenAIRecognizer:
@@ -75,7 +62,7 @@ class OpenAIRecognizer:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(
-            auth=_BearerAuth(api_key) if api_key else None,
+            auth=BearerAuth(api_key) if api_key else None,
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, _CONNECT_TIMEOUT_S)),
             transport=transport,
         )

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 import structlog
 
+from dropscribe.adapters.bearer import BearerAuth
 from dropscribe.adapters.dashscope.failures import error_for, map_transport_errors, read_answer
 from dropscribe.adapters.ratelimit import RateLimiter
 from dropscribe.core.errors import AsrUnavailableError, TransientError
@@ -21,21 +22,6 @@ from dropscribe.core.errors import AsrUnavailableError, TransientError
 _CONNECT_TIMEOUT_S = 10.0
 
 _log = structlog.get_logger(__name__)
-
-
-class _BearerAuth(httpx.Auth):
-    """Adds the API key inside httpx, per request: no local variable of ours holds the header, so
-    a traceback rendered with its frames' locals shows no key, and only API calls carry it."""
-
-    def __init__(self, api_key: str) -> None:
-        self._api_key = api_key
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._api_key}"
-        yield request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(***)"
 
 
 def resolve_header(oss_resolve: bool) -> dict[str, str]:
@@ -70,7 +56,7 @@ class ApiConnection:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
-        self._auth = _BearerAuth(api_key)
+        self._auth = BearerAuth(api_key)
         self._http = httpx.Client(
             transport=transport,
             timeout=httpx.Timeout(timeout_s, connect=min(_CONNECT_TIMEOUT_S, timeout_s)),
