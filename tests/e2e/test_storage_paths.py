@@ -64,7 +64,7 @@ def test_s3_keep_leaves_objects_under_content_keys(
     use_s3(layout, s3_bucket, keep=True)
     make_tone(layout.inbox / "secret-meeting-name.wav", seconds=1.0, fmt="wav")
     start(layout, services)
-    wait_for(lambda: (layout.done / "secret-meeting-name.txt").exists())
+    wait_for(lambda: (layout.done / "secret-meeting-name.wav").exists())  # the move is the last step
     sha = sha256_file(layout.done / "secret-meeting-name.wav")
     (key,) = objects(s3_bucket)
     assert key.startswith("asr/")

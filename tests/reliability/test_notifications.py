@@ -194,6 +194,7 @@ def test_a_kill_between_a_failed_attempt_and_the_delivery_loses_nothing(
         for n in range(3):
             not_audio(layout.inbox, f"bad-{n}.mp3")
         wait_for(lambda: len(layout.failed_files()) == 6, timeout=30)
+        wait_for(lambda: len(outbox(layout)) == 3, timeout=10)  # the event is queued just after the move
         wait_for(lambda: service.saw("notification_failed"), timeout=15)
         service.kill()  # kill -9: attempts journaled as failed, nothing delivered
     finally:
@@ -306,7 +307,7 @@ def test_a_receiver_that_never_answers_does_not_hold_up_files(
         for n in range(4):
             make_tone(layout.inbox / f"call-{n}.wav", seconds=1.0, fmt="wav", freq=300 + 50 * n)
         wait_for(lambda: len([f for f in layout.done_files() if f.endswith(".wav")]) == 4, timeout=20)
-        assert len(outbox(layout)) == 4
+        wait_for(lambda: len(outbox(layout)) == 4, timeout=10)  # the event is queued just after the move
         assert not any(e.delivered_at for e in outbox(layout))  # still hanging on the first
 
 

@@ -198,7 +198,7 @@ def test_time_since_last_change_is_measured_on_the_service_clock(
     with open(target, "ab") as rest:
         rest.write(whole[len(whole) // 2 :])
     os.utime(target, (an_hour_ago + 1, an_hour_ago + 1))
-    wait_for(lambda: (layout.done / "upload.json").exists(), timeout=60)
+    wait_for(lambda: (layout.done / "upload.wav").exists(), timeout=60)  # sidecars first, the move last
     assert sha256_file(layout.done / "upload.wav") == sha256_file(tmp_path / "whole.wav")
 
 
