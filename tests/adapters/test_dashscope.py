@@ -23,7 +23,8 @@ from dropscribe.adapters.dashscope import (
     redact_url,
 )
 from dropscribe.adapters.ratelimit import RateLimiter
-from dropscribe.adapters.storage import DashScopeTempStorage, S3Storage
+from dropscribe.adapters.s3_storage import S3Storage
+from dropscribe.adapters.storage import DashScopeTempStorage
 from dropscribe.core import recognition
 from dropscribe.core.dashscope_wire import (
     MalformedResponseError,

@@ -11,12 +11,8 @@ import boto3
 import httpx
 import pytest
 
-from dropscribe.adapters.storage import (
-    MAX_DATA_URL_BYTES,
-    InlineStorage,
-    PayloadTooLargeError,
-    S3Storage,
-)
+from dropscribe.adapters.s3_storage import S3Storage
+from dropscribe.adapters.storage import MAX_DATA_URL_BYTES, InlineStorage, PayloadTooLargeError
 from dropscribe.core.errors import AccountError, ConfigError, StorageUnavailableError
 from tests.support.s3 import (  # noqa: F401  (fixtures are used by name)
     REGION,

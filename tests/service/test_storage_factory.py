@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from dropscribe.adapters.dashscope import DashScopeClient
-from dropscribe.adapters.storage import DashScopeTempStorage, InlineStorage, S3Storage
+from dropscribe.adapters.s3_storage import S3Storage
+from dropscribe.adapters.storage import DashScopeTempStorage, InlineStorage
 from dropscribe.config.model import StorageSettings
 from dropscribe.core.errors import ConfigError
 from dropscribe.service.storage_factory import make_storage

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dropscribe.adapters.dashscope import DashScopeClient
-from dropscribe.adapters.storage import DashScopeTempStorage, InlineStorage, S3Storage
+from dropscribe.adapters.storage import DashScopeTempStorage, InlineStorage
 from dropscribe.config.model import StorageSettings
 from dropscribe.core.ports.storage import Storage
 
@@ -11,6 +11,8 @@ from dropscribe.core.ports.storage import Storage
 def make_storage(settings: StorageSettings, client: DashScopeClient) -> Storage:
     """The store ``settings.type`` names; ``client`` carries uploads to temporary storage."""
     if settings.type == "s3":
+        from dropscribe.adapters.s3_storage import S3Storage  # boto3 is slow to import: only when used
+
         return S3Storage(
             bucket=settings.bucket,
             endpoint_url=settings.endpoint_url,
