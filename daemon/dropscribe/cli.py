@@ -166,7 +166,11 @@ def _waiting_why(item: Mapping[str, Any]) -> str:
     reason = str(item.get("reason"))
     timed, untimed = _WAITING_TEXT.get(reason, (f"{reason} until {{at}}", reason))
     until = item.get("until")
-    return timed.format(at=_clock(until)) if isinstance(until, int | float) else untimed
+    said = timed.format(at=_clock(until)) if isinstance(until, int | float) else untimed
+    budget = item.get("budget")
+    if reason == "over_budget" and isinstance(budget, Mapping):
+        said += f" ({budget.get('period')} budget of {budget.get('scope')})"
+    return said
 
 
 def _ago(seconds: float) -> str:
@@ -245,6 +249,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 for j in failed
             ],
             "usage_seconds_total": journal.usage_seconds_total(),
+            "budgets": (meta or {}).get("budgets", []) if live is not None else [],
         }  # fmt: skip
     finally:
         journal.close()
@@ -277,6 +282,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  inbox {path}: {state_text}{held}")
     print("jobs: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) if counts else "jobs: none")
     print(f"billed audio: {report['usage_seconds_total']:.0f} s")
+    for row in report["budgets"]:
+        spent = row["used_s"] + row["reserved_s"]
+        print(f"  budget {row['scope']} ({row['period']}): {spent:.0f} of {row['limit_s']:.0f} s used, "
+              f"resets {_clock(row['resets_at'])}")  # fmt: skip
     listed = set()
     for item in waiting:
         listed.add((item.get("inbox"), item.get("relpath")))

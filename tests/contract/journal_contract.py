@@ -481,6 +481,59 @@ class JournalContract:
         finally:
             journal.close()
 
+    # budgets: reservations by result key -------------------------------------------------------
+
+    def test_a_reservation_counts_in_every_budget_until_it_settles_to_what_was_billed(
+        self, journal: Journal
+    ) -> None:
+        both = [("defaults", "day:2026-05-05"), ("inbox:/in", "month:2026-05")]
+        journal.reserve("rk", both, 30.0, at=1.0)
+        assert journal.budget_use("defaults", "day:2026-05-05") == 30.0
+        assert journal.budget_reserved("inbox:/in", "month:2026-05") == 30.0
+        assert journal.budget_use("defaults", "day:2026-05-06") == 0.0
+        assert journal.open_reservations() == ["rk"]
+        journal.settle("rk", 28.5)
+        assert journal.budget_use("defaults", "day:2026-05-05") == 28.5
+        assert journal.budget_use("inbox:/in", "month:2026-05") == 28.5
+        assert journal.budget_reserved("inbox:/in", "month:2026-05") == 0.0
+        assert journal.open_reservations() == []
+        journal.release("rk")  # what was settled was paid: releasing leaves it
+        journal.settle("rk", 99.0)  # nothing open: nothing changes
+        assert journal.budget_use("defaults", "day:2026-05-05") == 28.5
+
+    def test_reserving_again_for_the_same_key_replaces_the_open_reservation(self, journal: Journal) -> None:
+        day = [("defaults", "day:d")]
+        journal.reserve("rk", day, 30.0, at=1.0)
+        journal.reserve("rk", day, 31.0, at=2.0)  # a new try after a crash between reservation and call
+        journal.reserve("other", day, 5.0, at=2.0)
+        assert journal.budget_use("defaults", "day:d") == 36.0
+        journal.release("rk")
+        assert journal.budget_use("defaults", "day:d") == 5.0
+        assert journal.open_reservations() == ["other"]
+
+    def test_a_result_bought_again_counts_again(self, journal: Journal) -> None:
+        day = [("defaults", "day:d")]
+        journal.reserve("rk", day, 10.0, at=1.0)
+        journal.settle("rk", 10.0)
+        journal.reserve("rk", day, 10.0, at=2.0)  # its answer was forgotten and is bought once more
+        assert journal.budget_use("defaults", "day:d") == 20.0
+        journal.settle("rk", 9.0)
+        assert journal.budget_use("defaults", "day:d") == 19.0
+
+    def test_reservations_survive_closing_and_opening_again(self, open_journal: OpenJournal) -> None:
+        journal = open_journal()
+        journal.reserve("open", [("defaults", "day:d")], 7.0, at=1.0)
+        journal.reserve("paid", [("defaults", "day:d")], 3.0, at=1.0)
+        journal.settle("paid", 2.0)
+        journal.close()
+        journal = open_journal()
+        try:
+            assert journal.budget_use("defaults", "day:d") == 9.0
+            assert journal.budget_reserved("defaults", "day:d") == 7.0
+            assert journal.open_reservations() == ["open"]
+        finally:
+            journal.close()
+
     # durability and sharing --------------------------------------------------------------------
 
     def test_everything_survives_closing_and_opening_again(self, open_journal: OpenJournal) -> None:

@@ -302,6 +302,26 @@ def test_a_version_1_journal_gains_the_outbox_and_keeps_its_jobs(tmp_path: Path)
     assert user_version(path) == known_version() >= 2
 
 
+def test_a_version_3_journal_gains_budget_reservations_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    make_journal(path, UNVERSIONED_DDL)
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrate(db, str(path), MIGRATIONS[:3])
+    finally:
+        db.close()
+    assert user_version(path) == 3
+    journal = SqliteJournal(path)
+    try:
+        assert journal.counts()  # the rows of the older release
+        assert journal.budget_use("defaults", "day:2026-05-05") == 0.0  # nothing was counted before
+        journal.reserve("rk", [("defaults", "day:2026-05-05")], 4.0, at=1.0)
+        assert journal.budget_use("defaults", "day:2026-05-05") == 4.0
+    finally:
+        journal.close()
+    assert user_version(path) == known_version() >= 4
+
+
 # the decisions, with plain values ---------------------------------------------------------------
 
 

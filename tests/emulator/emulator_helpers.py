@@ -9,6 +9,7 @@ import math
 import struct
 import threading
 import time
+import wave
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,24 +23,38 @@ TRANSCRIPTION = "/services/audio/asr/transcription"
 API_KEY = "sk-emulator-test-key-0123456789"
 
 
-def sine(seconds: float, *, fmt: str = "wav", rate: int = 16000) -> bytes:
-    """A 440 Hz mono sine encoded by PyAV as ``fmt`` (``wav`` or ``mp3``)."""
-    codec, sample_format, frame_size = {
-        "wav": ("pcm_s16le", "s16", 1024),
-        "mp3": ("libmp3lame", "s16p", 1152),
-    }[fmt]
+# fmt -> (FFmpeg muxer, codec, sample format, samples per frame)
+_ENCODINGS = {
+    "wav": ("wav", "pcm_s16le", "s16", 1024),
+    "mp3": ("mp3", "libmp3lame", "s16p", 1152),
+    "m4a": ("ipod", "aac", "fltp", 1024),
+    "aiff": ("aiff", "pcm_s16be", "s16", 1024),
+    "flac": ("flac", "flac", "s16", 1024),
+    "mka": ("matroska", "flac", "s16", 1024),
+}
+
+
+def sine(seconds: float, *, fmt: str = "wav", rate: int = 16000, language: str | None = None) -> bytes:
+    """A 440 Hz mono sine encoded by PyAV as ``fmt`` (a key of ``_ENCODINGS``).
+
+    ``language`` tags the audio stream's metadata, as FFmpeg's ``-metadata:s:a language=`` does.
+    """
+    muxer, codec, sample_format, frame_size = _ENCODINGS[fmt]
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format=fmt) as container:
+    with av.open(buffer, "w", format=muxer) as container:
         stream = container.add_stream(codec, rate=rate, layout="mono")
         assert isinstance(stream, av.AudioStream)
+        if language is not None:
+            stream.metadata["language"] = language
         total = round(seconds * rate)
         for start in range(0, total, frame_size):
             count = min(frame_size, total - start)
-            samples = (
-                round(12000 * math.sin(2 * math.pi * 440 * i / rate)) for i in range(start, start + count)
-            )
+            wave = [math.sin(2 * math.pi * 440 * i / rate) for i in range(start, start + count)]
             frame = av.AudioFrame(format=sample_format, layout="mono", samples=count)
-            frame.planes[0].update(struct.pack(f"<{count}h", *samples))
+            if sample_format == "fltp":
+                frame.planes[0].update(struct.pack(f"<{count}f", *(0.4 * x for x in wave)))
+            else:
+                frame.planes[0].update(struct.pack(f"<{count}h", *(round(12000 * x) for x in wave)))
             frame.sample_rate = rate
             frame.pts = start
             for packet in stream.encode(frame):
@@ -142,3 +157,17 @@ class FileServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def long_wav(seconds: float, rate: int = 8000) -> bytes:
+    """A 400 Hz mono WAV of any length, built by repeating one period (cheap even for minutes)."""
+    period = struct.pack("<20h", *(round(12000 * math.sin(2 * math.pi * i / 20)) for i in range(20)))
+    frames = round(seconds * rate)
+    pcm = (period * (frames // 20 + 1))[: frames * 2]
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm)
+    return buffer.getvalue()

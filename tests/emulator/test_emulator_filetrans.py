@@ -43,6 +43,7 @@ def slow_client(start_emulator: Callable[..., Emulator]) -> Iterator[httpx.Clien
         yield http
 
 
+@pytest.mark.timing  # sees a pending phase of a fraction of a second
 def test_task_runs_to_success_and_the_result_describes_the_file(
     slow_client: httpx.Client, file_server: FileServer, wav12: bytes
 ) -> None:
@@ -138,6 +139,7 @@ def test_task_stuck_fault(
     assert client.get(f"/tasks/{task_id}").json()["output"]["task_status"] == "RUNNING"
 
 
+@pytest.mark.timing  # sees a pending phase of a fraction of a second
 def test_cancel_only_while_pending(
     start_emulator: Callable[..., Emulator], file_server: FileServer, wav2: bytes
 ) -> None:

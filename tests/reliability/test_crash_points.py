@@ -48,6 +48,8 @@ def _tone(fmt: str) -> Callable[[Path], Path]:
 
 SINGLE_WAV = Mode("single-wav", _tone("wav"), {}, 1)
 SINGLE_MP3 = Mode("single-mp3", _tone("mp3"), {}, 1)
+# With a budget the audio is reserved before anything is sent ("after_reserve").
+BUDGETED = Mode("budgeted", _tone("wav"), {"defaults": {"budget": {"daily_audio_h": 1}}}, 1)
 SPLIT = Mode(
     "split",
     lambda folder: make_speechlike(folder / "lecture.mp3", 150.0, "mp3", gaps=[(50.0, 51.0), (100.0, 101.0)]),
@@ -101,6 +103,7 @@ CASES = [
     *[(FILETRANS, p) for p in FILETRANS_POINTS],
     *[(REJECTED, p) for p in REJECTED_POINTS],
     *[(CROSS_DEVICE, p) for p in ("after_sidecars", "mid_move", "after_move")],
+    (BUDGETED, "after_reserve"),
 ]
 
 
@@ -124,7 +127,19 @@ def _tail(service: ServiceProcess, lines: int = 25) -> str:
     return "\n".join(line[:300] for line in service.lines[-lines:])
 
 
-@pytest.mark.parametrize(("mode", "point"), [pytest.param(m, p, id=f"{m.name}-{p}") for m, p in CASES])
+def _params() -> list[Any]:
+    """Every case; the default run takes each crash point once (its first case), CI=true all of them."""
+    seen: set[str] = set()
+    params = []
+    for mode, point in CASES:
+        name = point.partition(":")[0]
+        marks = (pytest.mark.matrix,) if name in seen else ()
+        seen.add(name)
+        params.append(pytest.param(mode, point, id=f"{mode.name}-{point}", marks=marks))
+    return params
+
+
+@pytest.mark.parametrize(("mode", "point"), _params())
 def test_crash_point_recovers(
     mode: Mode, point: str, tmp_path: Path, emulator: Emulator, services: list[ServiceProcess]
 ) -> None:

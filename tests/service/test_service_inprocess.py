@@ -207,7 +207,7 @@ def test_an_account_error_pauses_the_queue_and_a_probe_resumes_it(
     emulator.clear_faults()
     wait_for(lambda: all(done(layout, name) for name in shas.values()), timeout=15)
     resumed = [fields for name, fields in running.notifier.events if name == "queue_resumed"]
-    assert resumed == [{"reason": "a file went through"}]
+    assert resumed == [{"backend": "dashscope", "reason": "a file went through"}]
     assert time.monotonic() - paused_at < 10
     assert running.stop() == 0
     for sha in shas:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from dropscribe.core.dispatch import (
     InboxQueue,
     Situation,
@@ -94,47 +97,78 @@ def test_nothing_starts_while_the_journal_disk_is_full() -> None:
 
 
 class TestPause:
+    """Files held by a paused backend get one probe per period, only while nothing runs on it."""
+
+    HELD: Mapping[tuple[str, str], str] = MappingProxyType(
+        {(A, "a1"): "dashscope", (A, "a2"): "dashscope", (B, "b1"): "dashscope"}
+    )
+
     def paused(
-        self, now: float, probe_at: float, in_flight: frozenset[tuple[str, str]] = frozenset()
-    ) -> Situation:
+        self, now: float, probe_at: float, in_flight: frozenset[tuple[str, str]] = frozenset(),
+        busy: frozenset[str] = frozenset(),
+    ) -> Situation:  # fmt: skip
         return Situation(
             queues=(InboxQueue(A, ("a1", "a2")), InboxQueue(B, ("b1",))), now=now, capacity=4,
-            in_flight=in_flight, paused=True, pause_probe_at=probe_at, pause_probe_s=30.0,
+            in_flight=in_flight, held=self.HELD, busy=busy, pause_probe_at={"dashscope": probe_at},
+            pause_probe_s=30.0,
         )  # fmt: skip
 
     def test_one_probe_file_when_the_probe_is_due_and_the_next_probe_is_a_period_later(self) -> None:
         result = plan(self.paused(now=100.0, probe_at=100.0))
 
         assert result.starts == (Start(A, "a1", probe=True),)
-        assert result.pause_probe_at == 130.0
+        assert result.pause_probe_at == {"dashscope": 130.0}
 
     def test_no_probe_before_its_time(self) -> None:
         result = plan(self.paused(now=129.9, probe_at=130.0))
 
         assert result.starts == ()
-        assert result.pause_probe_at == 130.0
+        assert result.pause_probe_at == {"dashscope": 130.0}
 
-    def test_no_probe_while_anything_is_in_flight(self) -> None:
-        result = plan(self.paused(now=200.0, probe_at=130.0, in_flight=frozenset({(B, "b9")})))
+    def test_no_probe_while_a_file_of_that_backend_is_in_flight(self) -> None:
+        busy = self.paused(
+            now=200.0, probe_at=130.0, in_flight=frozenset({(B, "b9")}), busy=frozenset({"dashscope"})
+        )
+        result = plan(busy)
 
         assert result.starts == ()
-        assert result.pause_probe_at == 130.0
+        assert result.pause_probe_at == {"dashscope": 130.0}
 
     def test_probe_cadence_over_time_is_one_file_per_period(self) -> None:
         probe_at, probes = 0.0, []
         for tick in range(100):  # 25 s at four looks per second
             now = tick * 0.25
             result = plan(self.paused(now=now, probe_at=probe_at))
-            probe_at = result.pause_probe_at
+            probe_at = result.pause_probe_at["dashscope"]
             probes += [now for _ in result.starts]
         assert probes == [0.0]  # pause_probe_s is 30 s
         assert probe_at == 30.0
 
     def test_an_empty_queue_does_not_spend_the_probe(self) -> None:
-        situation = Situation(queues=(InboxQueue(A, ()),), now=50.0, capacity=4, paused=True,
-                              pause_probe_at=40.0, pause_probe_s=30.0)  # fmt: skip
+        situation = Situation(queues=(InboxQueue(A, ()),), now=50.0, capacity=4, held=self.HELD,
+                              pause_probe_at={"dashscope": 40.0}, pause_probe_s=30.0)  # fmt: skip
 
-        assert plan(situation).pause_probe_at == 40.0
+        assert plan(situation).pause_probe_at == {"dashscope": 40.0}
+
+    def test_files_of_another_backend_go_on_while_one_backend_is_paused(self) -> None:
+        situation = Situation(
+            queues=(InboxQueue(A, ("a1", "a2")), InboxQueue(C, ("c1", "c2"))), now=10.0, capacity=4,
+            held={(A, "a1"): "dashscope", (A, "a2"): "dashscope"}, busy=frozenset({"dashscope"}),
+            pause_probe_at={"dashscope": 0.0}, pause_probe_s=30.0,
+        )  # fmt: skip
+
+        assert started(situation) == [(C, "c1"), (C, "c2")]
+
+    def test_each_paused_backend_has_its_own_probe(self) -> None:
+        situation = Situation(
+            queues=(InboxQueue(A, ("a1", "a2")), InboxQueue(B, ("b1", "b2"))), now=10.0, capacity=4,
+            held={(A, "a1"): "one", (A, "a2"): "one", (B, "b1"): "two", (B, "b2"): "two"},
+            pause_probe_at={"one": 0.0, "two": 0.0}, pause_probe_s=30.0,
+        )  # fmt: skip
+        result = plan(situation)
+
+        assert result.starts == (Start(A, "a1", probe=True), Start(B, "b1", probe=True))
+        assert result.pause_probe_at == {"one": 40.0, "two": 40.0}
 
 
 class TestOutputFull:

@@ -6,7 +6,17 @@ import dataclasses
 
 import pytest
 
-from dropscribe.core.formats import DASHSCOPE, Encoding, FormatPolicy, format_policy, mime_type
+from dropscribe.core.formats import (
+    DASHSCOPE,
+    FILETRANS,
+    OPENAI,
+    SYNC,
+    Encoding,
+    FormatPolicy,
+    format_policy,
+    mime_type,
+    policy_for,
+)
 
 MP4 = "mov,mp4,m4a,3gp,3g2,mj2"
 
@@ -14,18 +24,18 @@ MP4 = "mov,mp4,m4a,3gp,3g2,mj2"
 class TestDashScopeTakesAsIs:
     @pytest.mark.parametrize(
         ("format_name", "codec"),
-        [("mp3", "mp3"), (MP4, "aac"), ("wav", "pcm_s16le"), ("ogg", "opus"), ("ogg", "vorbis"),
+        [("mp3", "mp3"), ("aac", "aac"), ("wav", "pcm_s16le"), ("ogg", "opus"), ("ogg", "vorbis"),
          ("flac", "flac"), ("matroska,webm", "opus"), ("asf", "wmav2"), ("amr", "amr_nb"),
          ("aiff", "pcm_s16be"), ("mpeg", "mp2")],
     )  # fmt: skip
     def test_common_recordings_go_as_they_are(self, format_name: str, codec: str) -> None:
-        """MP3, M4A, WAV, Opus and friends need no re-encoding."""
+        """MP3, AAC, WAV, Opus and friends need no re-encoding."""
         assert format_policy(DASHSCOPE).takes_as_is(format_name, codec)
 
     @pytest.mark.parametrize(
         ("format_name", "codec"),
         [("caf", "alac"), ("wav", "pcm_f64le"), ("wav", "adpcm_ms"), ("w64", "pcm_s16le"),
-         (MP4, "alac"), ("ogg", "speex"), ("mpegts", "aac"), ("wav", None)],
+         (MP4, "alac"), ("ogg", "speex"), ("mpegts", "aac"), ("wav", None), (MP4, "aac"), ("mov", "aac")],
     )  # fmt: skip
     def test_other_containers_or_codecs_are_re_encoded(self, format_name: str, codec: str | None) -> None:
         """An unlisted container, an odd codec in a listed one, or no known codec: re-encode first."""
@@ -37,6 +47,43 @@ class TestDashScopeTakesAsIs:
         assert "mpeg" in policy.containers
         assert not policy.takes_as_is("mpegts", "mp2")
         assert policy.takes_as_is("mpegts,mpeg", "mp2")
+
+
+class TestSyncAndFileTranscriptionLists:
+    """The sync models' list (2026) lost m4a and mp4; file transcription keeps them and mov, not aiff."""
+
+    def test_m4a_goes_as_it_is_only_to_file_transcription(self) -> None:
+        assert not format_policy(DASHSCOPE, SYNC).takes_as_is(MP4, "aac")
+        assert format_policy(DASHSCOPE, FILETRANS).takes_as_is(MP4, "aac")
+
+    def test_aiff_goes_as_it_is_only_to_the_sync_models(self) -> None:
+        assert format_policy(DASHSCOPE, SYNC).takes_as_is("aiff", "pcm_s16be")
+        assert not format_policy(DASHSCOPE, FILETRANS).takes_as_is("aiff", "pcm_s16be")
+
+    @pytest.mark.parametrize(
+        ("format_name", "codec"),
+        [("aac", "aac"), ("amr", "amr_nb"), ("avi", "mp3"), ("flac", "flac"), ("flv", "aac"),
+         ("matroska,webm", "opus"), ("mp3", "mp3"), ("mpeg", "mp2"), ("ogg", "opus"), ("wav", "pcm_s16le"),
+         ("asf", "wmav2")],
+    )  # fmt: skip
+    def test_both_lists_share_the_rest(self, format_name: str, codec: str) -> None:
+        for way in (SYNC, FILETRANS):
+            assert format_policy(DASHSCOPE, way).takes_as_is(format_name, codec)
+
+    def test_the_default_way_is_sync(self) -> None:
+        assert format_policy(DASHSCOPE) is format_policy(DASHSCOPE, SYNC)
+        assert format_policy(DASHSCOPE, FILETRANS).way == FILETRANS
+
+    def test_a_policy_finds_its_backends_list_for_a_way(self) -> None:
+        """A backend without a list of its own for a way keeps the one it has."""
+        sync = format_policy(DASHSCOPE)
+        assert policy_for(sync, FILETRANS) is format_policy(DASHSCOPE, FILETRANS)
+        assert policy_for(format_policy(OPENAI), FILETRANS) is format_policy(OPENAI)
+        with pytest.raises(ValueError, match="'openai'"):
+            format_policy(OPENAI, FILETRANS)
+
+    def test_both_ways_re_encode_to_16k_mono_flac(self) -> None:
+        assert format_policy(DASHSCOPE, FILETRANS).transcode_to == format_policy(DASHSCOPE).transcode_to
 
 
 class TestDashScopeEncodings:

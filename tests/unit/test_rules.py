@@ -83,10 +83,10 @@ class TestEffectiveRules:
         assert rules.model == "qwen3-asr-flash-filetrans"
 
     def test_builtin_rules_decide_every_key(self) -> None:
-        """The cascade relies on the built-in layer setting every key but the optional two."""
+        """The cascade relies on the built-in layer setting every key but the optional ones."""
         unset = [f.name for f in fields(BUILTIN_RULES) if getattr(BUILTIN_RULES, f.name) is None]
 
-        assert unset == ["language", "context_file"]
+        assert unset == ["language", "context_file", "fallback_backend", "budget"]
 
 
 class TestHelpers:

@@ -72,6 +72,32 @@ def test_a_paused_queue_gets_a_banner_with_its_reason() -> None:
     assert "Invalid API-key provided." in view.banner
 
 
+def test_a_paused_backend_is_named_and_its_fallback_mentioned() -> None:
+    paused = {"code": "Arrearage", "message": "Access denied.", "backend": "dashscope", "since": NOW}
+
+    banner = build_view(doc(paused=paused), NOW).banner
+
+    assert banner is not None
+    assert banner.startswith("Backend dashscope paused (Arrearage): Access denied.")
+    assert "fallback_backend" in banner
+
+
+def test_budgets_show_use_limit_reset_and_whether_full() -> None:
+    rows = [
+        {"scope": "defaults", "period": "day", "limit_s": 3600.0, "used_s": 3000.0, "reserved_s": 600.0,
+         "resets_at": NOW + 3600},
+        {"scope": "inbox:/srv/in", "period": "month", "limit_s": 36000.0, "used_s": 60.0, "reserved_s": 0.0,
+         "resets_at": "soon"},
+    ]  # fmt: skip
+
+    day, month = build_view(doc(budgets=rows), NOW).budgets
+
+    assert (day.scope, day.period, day.used, day.full) == ("defaults", "day", day.limit, True)
+    assert day.resets == "2026-11-25 13:28 UTC"
+    assert (month.full, month.resets) == (False, "")  # an odd value shows as empty, never fails
+    assert build_view(doc(budgets="nonsense"), NOW).budgets == ()
+
+
 def test_a_full_journal_disk_is_a_pause_too() -> None:
     view = build_view(doc(state_full="no space left for the journal in /var/lib/dropscribe"), NOW)
 

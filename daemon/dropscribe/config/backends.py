@@ -24,6 +24,7 @@ from dropscribe.config.schema import (
     section,
 )
 from dropscribe.config.yamlsrc import Node, Problems, YamlMap, YamlScalar, shown
+from dropscribe.core.ruleset import RuleSet
 
 
 def build_backends(
@@ -81,9 +82,23 @@ def check_backend_names(
         (f"inboxes[{i}]", inbox.rules) for i, inbox in inboxes.items()
     ]
     for where, rules in places:
-        if rules.backend is not None and rules.backend not in known:
-            path = f"{where}.backend"
-            problems.add(lines.get(path), path, unknown_backend_message(rules.backend, known))
+        for message, key in backend_rule_problems(rules, known):
+            path = f"{where}.{key}"
+            problems.add(lines.get(path), path, message)
+
+
+def backend_rule_problems(rules: RuleSet, known: Iterable[str]) -> list[tuple[str, str]]:
+    """What is wrong with one level's ``backend`` and ``fallback_backend``: (message, key) pairs."""
+    known = set(known)
+    found = []
+    for key in ("backend", "fallback_backend"):
+        name = getattr(rules, key)
+        if name is not None and name not in known:
+            found.append((unknown_backend_message(name, known), key))
+    if rules.fallback_backend is not None and rules.fallback_backend == rules.backend:
+        found.append(("must name another backend than backend: a folder cannot fail over to itself",
+                      "fallback_backend"))  # fmt: skip
+    return found
 
 
 def unknown_backend_message(name: str, known: Iterable[str]) -> str:

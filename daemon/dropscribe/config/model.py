@@ -139,6 +139,7 @@ class Settings:
     source: Path | None = None  # the YAML file these came from, for messages and reloads
     # ``backends:`` by name; the ``dashscope`` section is the backend named "dashscope" and is not in here
     backends: Mapping[str, BackendSettings] = field(default_factory=dict, hash=False)
+    budget_timezone: str = "UTC"  # an IANA name (``defaults.budget_timezone``); budgets count its days
 
     def all_backends(self) -> dict[str, BackendSettings]:
         """Every configured backend by name, ``dashscope`` first."""

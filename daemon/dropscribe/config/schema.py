@@ -8,15 +8,19 @@ each kind accepts is in ``kinds.py`` and ``context.py``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import MISSING, dataclass, fields
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dropscribe.config.context import ContextFile, ContextText
 from dropscribe.config.kinds import (
     Boolean,
     Choice,
+    ConvertContext,
     CredentialPath,
     FileMode,
     FileName,
+    InvalidValueError,
     Kind,
     Language,
     Listen,
@@ -42,6 +46,8 @@ from dropscribe.config.model import (
     WebSettings,
 )
 from dropscribe.config.notify_kinds import AppriseUrls, EventNames, Webhook
+from dropscribe.config.yamlsrc import Node, YamlMap, YamlScalar, shown
+from dropscribe.core.budget import BudgetLimit, rules_scope
 from dropscribe.core.rules import AUTO_LANGUAGE, MAX_CONTEXT_TOKENS
 from dropscribe.core.ruleset import BUILTIN_RULES
 
@@ -106,6 +112,51 @@ class Section:
 
 
 _POSITIVE = Number(minimum=0, exclusive_minimum=True)
+
+
+class BudgetKind:
+    """``{daily_audio_h, monthly_audio_h}``; in a rule file the limit is stamped with the file's folder."""
+
+    PARTS = ("daily_audio_h", "monthly_audio_h")
+
+    def describe(self) -> str:
+        return "a mapping with daily_audio_h and/or monthly_audio_h (hours of audio, > 0)"
+
+    def convert(self, node: Node, context: ConvertContext) -> object:
+        if not isinstance(node, YamlMap) or not node.entries:
+            raise InvalidValueError(f"must be {self.describe()}, got {shown(node)}")
+        hours: dict[str, float] = {}
+        for name, child in node.entries.items():
+            if name not in self.PARTS:
+                raise InvalidValueError(f"unknown key {name!r}; a budget has {', '.join(self.PARTS)}",
+                                        node.key_lines[name])  # fmt: skip
+            try:
+                hours[name] = float(_POSITIVE.convert(child, context))  # type: ignore[arg-type]
+            except InvalidValueError as exc:
+                raise InvalidValueError(f"{name} {exc.message}", exc.line or node.key_lines[name]) from exc
+        scope = ""
+        if context.confine_to is not None:
+            folder = os.path.relpath(context.base_dir, context.confine_to)
+            scope = rules_scope(str(context.confine_to), folder)
+        daily, monthly = hours.get("daily_audio_h"), hours.get("monthly_audio_h")
+        return BudgetLimit(daily_s=None if daily is None else daily * 3600,
+                           monthly_s=None if monthly is None else monthly * 3600, scope=scope)  # fmt: skip
+
+
+class TimeZoneKind:
+    def describe(self) -> str:
+        return "an IANA time zone name such as Europe/Berlin or UTC"
+
+    def convert(self, node: Node, context: ConvertContext) -> object:
+        if not isinstance(node, YamlScalar) or not isinstance(node.value, str) or not node.value:
+            raise InvalidValueError(f"must be {self.describe()}, got {shown(node)}")
+        try:
+            ZoneInfo(node.value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidValueError(f"must be {self.describe()}, got unknown zone {node.value!r}") from None
+        return node.value
+
+
 _ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 BACKEND_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 BACKEND_TYPES = ("dashscope", "openai")
@@ -142,7 +193,20 @@ RULE_KEYS: tuple[Key, ...] = (
     Key("backend", Text("a backend name", pattern=BACKEND_NAME), "Which backend recognizes this "
         "folder's files: dashscope (the dashscope section) or a name under backends.",
         _rule_default("backend"), nullable=True),
+    Key("fallback_backend", Text("a backend name", pattern=BACKEND_NAME), "Where this folder's files go "
+        "while its backend has failed for failover_after_s or is paused by an account problem, until it "
+        "answers again. Unset: they never go elsewhere.", None, nullable=True),
+    Key("failover_after_s", _POSITIVE, "How long the backend must have been failing before files go to "
+        "fallback_backend.", _rule_default("failover_after_s"), nullable=True),
+    Key("budget", BudgetKind(), "{daily_audio_h, monthly_audio_h}: hours of audio that may be sent to "
+        "a paid (dashscope-type) backend per day and per month for the files at or below this folder; "
+        "a file counts against every budget on its way up to defaults. A file that would exceed one "
+        "waits in its inbox (state over_budget) until the period resets. openai-type backends are not "
+        "counted.", None, nullable=True),
 )  # fmt: skip
+
+BUDGET_TIMEZONE_KEY = Key("budget_timezone", TimeZoneKind(), "The zone whose days and months budgets "
+                          "count in (IANA name).", "UTC")  # fmt: skip
 
 INBOX_KEYS: tuple[Key, ...] = (
     Key("path", PathKind(), "The watched folder.", required=True),
@@ -257,8 +321,8 @@ SECTIONS: tuple[Section, ...] = (
     )),
     Section("inboxes", "The watched folders, each with its done/failed folders and rule keys.",
             INBOX_KEYS + RULE_KEYS, is_list=True, required=True),
-    Section("defaults", "Rule keys for every inbox; inboxes and rule files override them.",
-            RULE_KEYS),
+    Section("defaults", "Rule keys for every inbox; inboxes and rule files override them (budgets "
+            "add up instead). budget_timezone is set here only.", (*RULE_KEYS, BUDGET_TIMEZONE_KEY)),
     Section("logging", "Logs go to stdout (journald under systemd).", (
         Key("format", Choice(("json", "console", "auto")), "auto: console on a terminal, JSON "
             "otherwise.", _default(LoggingSettings, "format")),
@@ -291,8 +355,9 @@ SECTIONS: tuple[Section, ...] = (
         Key("webhook", Webhook(), "{url, secret_env | secret_file}: every event is POSTed as JSON to "
             "url, signed in X-Dropscribe-Signature (sha256=<HMAC-SHA256 of the body with the "
             "secret>).", None, nullable=True),
-        Key("events", EventNames(), "Which events are sent. budget.reached is accepted but not sent "
-            "yet (budgets are not built).", _default(NotifySettings, "events")),
+        Key("events", EventNames(), "Which events are sent. budget.reached is sent once per budget "
+            "and period, when the first file that would exceed it is held back.",
+            _default(NotifySettings, "events")),
         Key("max_age_s", _POSITIVE, "A notification not delivered by this age is dropped (with a "
             "warning in the log).", _default(NotifySettings, "max_age_s")),
     )),
@@ -318,6 +383,8 @@ UNKNOWN_KEY_HINTS: dict[tuple[str, str], str] = {
 }
 """Extra words for mistakes people make; ``("rules", key)`` entries are for rule files."""
 
+UNKNOWN_KEY_HINTS[("rules", "budget_timezone")] = "budget_timezone is set under defaults only"
+UNKNOWN_KEY_HINTS[("inboxes", "budget_timezone")] = "budget_timezone is set under defaults only"
 for _key in INBOX_KEYS:
     UNKNOWN_KEY_HINTS[("rules", _key.name)] = (
         f"{_key.name} is set per inbox in the service config, not in a rule file"

@@ -33,6 +33,7 @@ from dropscribe.config.schema import (
     section,
 )
 from dropscribe.config.yamlsrc import Node, Problems, YamlList, YamlMap, shown
+from dropscribe.core.budget import DEFAULTS_SCOPE, BudgetLimit, inbox_scope
 from dropscribe.core.rules import is_filetrans_model
 from dropscribe.core.ruleset import RuleSet
 
@@ -44,6 +45,15 @@ def make_rule_set(
 ) -> RuleSet:
     """A rule set from converted rule keys; a context file's text goes into ``context``."""
     chosen = {name: value for name, value in values.items() if name in RULE_NAMES}
+    limit = chosen.get("budget")
+    if isinstance(limit, BudgetLimit):
+        # a budget is named by where it is written (a rule file's is named by its kind already)
+        inbox = values.get("path")
+        if where == "defaults":
+            limit = limit.scoped(DEFAULTS_SCOPE)
+        elif where.startswith("inboxes") and isinstance(inbox, Path):
+            limit = limit.scoped(inbox_scope(str(inbox)))
+        chosen["budget"] = (limit,)
     source = chosen.pop("context_file", None)
     if isinstance(source, ContextSource):
         if chosen.get("context") is not None:
@@ -138,7 +148,8 @@ def draft_settings(
     metrics = MetricsSettings(**convert("metrics"))  # type: ignore[arg-type]
     notify = NotifySettings(**convert("notify"))  # type: ignore[arg-type]
     web = WebSettings(**convert("web"))  # type: ignore[arg-type]
-    defaults = make_rule_set(convert("defaults"), "defaults", lines, problems)
+    default_values = convert("defaults")
+    defaults = make_rule_set(default_values, "defaults", lines, problems)
     inboxes = _build_inboxes(root.entries.get("inboxes"), root, problems, context, lines)
     backends = build_backends(root.entries.get("backends"), problems, context, lines)
 
@@ -154,6 +165,7 @@ def draft_settings(
         web=web,
         source=source,
         backends=backends,
+        budget_timezone=str(default_values.get("budget_timezone") or "UTC"),
     )
     _check_across(settings, inboxes, lines, problems)
     return Draft(settings, inboxes, lines)

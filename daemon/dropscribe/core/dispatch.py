@@ -10,8 +10,9 @@ The rules:
   slots as concurrent requests, so the next file is being read while the previous one is recognized;
 * fair: inboxes take turns, one file each per round, in the order of the config;
 * a file waits out its ``not_before`` (backoff, an unfinished upload, a writer that still holds it);
-* while the queue is paused (an account problem), one file is tried every ``pause_probe_s``, and only
-  when nothing is in flight, to learn whether the account is back;
+* while a backend is paused (an account problem), the files it holds (``held``: those with no
+  fallback to go to) wait; one of them is tried every ``pause_probe_s``, and only when nothing is in
+  flight on that backend, to learn whether the account is back. Files for other backends go on;
 * while an inbox's ``done/`` or ``failed/`` is full, it gets one file per probe interval, and none while
   one of its files is still in flight;
 * nothing starts while the journal's disk is full.
@@ -51,8 +52,9 @@ class Situation:
     capacity: int
     in_flight: frozenset[Key] = frozenset()
     not_before: Mapping[Key, float] = field(default_factory=dict)
-    paused: bool = False
-    pause_probe_at: float = 0.0
+    held: Mapping[Key, str] = field(default_factory=dict)  # files a paused backend holds: its name
+    busy: frozenset[str] = frozenset()  # backends with a file in flight
+    pause_probe_at: Mapping[str, float] = field(default_factory=dict)  # by paused backend
     pause_probe_s: float = 60.0
     state_full: bool = False
     # files found changed or gone when looked at right before starting: skipped as if not there
@@ -63,13 +65,13 @@ class Situation:
 class Start:
     inbox: str
     relpath: str
-    probe: bool = False  # tried while paused, to learn whether the account is back
+    probe: bool = False  # tried while its backend is paused, to learn whether the account is back
 
 
 @dataclass(frozen=True)
 class Plan:
     starts: tuple[Start, ...]
-    pause_probe_at: float  # moved on when this plan spends the pause probe
+    pause_probe_at: Mapping[str, float]  # by backend, moved on when this plan spends its pause probe
     # inboxes with a full output folder that got their one file: when the next may be tried
     output_probe_at: Mapping[str, float] = field(default_factory=dict)
     # the earliest moment a file held back now could start; None: only a change can start one
@@ -89,24 +91,20 @@ def head_length(capacity: int, waiting: int, in_flight: int) -> int:
 def may_start(situation: Situation) -> bool:
     """Whether anything could start, whatever the queues hold (so a caller can skip building them)."""
     s = situation
-    if len(s.in_flight) >= s.capacity or s.state_full:
-        return False
-    # while paused, one file is tried every pause_probe_s, and only when nothing is in flight
-    return not s.paused or (s.now >= s.pause_probe_at and not s.in_flight)
+    return len(s.in_flight) < s.capacity and not s.state_full
 
 
 def plan(situation: Situation) -> Plan:
     """The files to start now, in order, and when something held back could start."""
     s = situation
+    pause_probe_at = dict(s.pause_probe_at)
     if not may_start(s) or not any(queue.head for queue in s.queues):
-        return Plan((), s.pause_probe_at)
-    # while paused this turn spends the probe, even if no file turns out to be startable
-    probe = s.paused
-    pause_probe_at = s.now + s.pause_probe_s if probe else s.pause_probe_at
+        return Plan((), pause_probe_at)
     in_flight = set(s.in_flight)
     starts: list[Start] = []
     output_probe_at: dict[str, float] = {}
-    rounds = _rounds(s, in_flight)
+    probing = set(s.busy)  # a paused backend with a file in flight, or probed by this plan: no probe
+    rounds = _rounds(s, in_flight, probing, pause_probe_at)
     while rounds and len(in_flight) < s.capacity:
         for entry in list(rounds):
             queue, pending = entry
@@ -114,17 +112,23 @@ def plan(situation: Situation) -> Plan:
             if relpath is None:
                 rounds.remove(entry)
                 continue
-            starts.append(Start(queue.name, relpath, probe))
+            held_by = s.held.get((queue.name, relpath))
+            if held_by is not None:  # the pause probe of its backend, spent even if the file goes nowhere
+                probing.add(held_by)
+                pause_probe_at[held_by] = s.now + s.pause_probe_s
+            starts.append(Start(queue.name, relpath, held_by is not None))
             in_flight.add((queue.name, relpath))
             if queue.output_probe_at is not None:  # one file per probe interval while it is full
                 output_probe_at[queue.name] = s.now + queue.output_probe_s
                 rounds.remove(entry)
-            if probe or len(in_flight) >= s.capacity:
+            if len(in_flight) >= s.capacity:
                 return Plan(tuple(starts), pause_probe_at, output_probe_at)
     return Plan(tuple(starts), pause_probe_at, output_probe_at, _look_again_at(s, in_flight))
 
 
-def _rounds(s: Situation, in_flight: set[Key]) -> list[tuple[InboxQueue, Iterator[str]]]:
+def _rounds(
+    s: Situation, in_flight: set[Key], probing: set[str], pause_probe_at: Mapping[str, float]
+) -> list[tuple[InboxQueue, Iterator[str]]]:
     rounds = []
     for queue in s.queues:
         if not queue.head:
@@ -133,14 +137,25 @@ def _rounds(s: Situation, in_flight: set[Key]) -> list[tuple[InboxQueue, Iterato
             s.now < queue.output_probe_at or any(inbox == queue.name for inbox, _ in in_flight)
         ):
             continue
-        rounds.append((queue, _startable(s, queue, in_flight)))
+        rounds.append((queue, _startable(s, queue, in_flight, probing, pause_probe_at)))
     return rounds
 
 
-def _startable(s: Situation, queue: InboxQueue, in_flight: set[Key]) -> Iterator[str]:
+def _startable(
+    s: Situation,
+    queue: InboxQueue,
+    in_flight: set[Key],
+    probing: set[str],
+    pause_probe_at: Mapping[str, float],
+) -> Iterator[str]:
+    # a generator: ``probing`` and ``pause_probe_at`` are looked at when each file is asked for, so a
+    # probe spent earlier in the same plan holds the next file of that backend back
     for relpath in queue.head:
         key = (queue.name, relpath)
         if key in in_flight or key in s.refused or s.not_before.get(key, 0.0) > s.now:
+            continue
+        held_by = s.held.get(key)
+        if held_by is not None and (held_by in probing or s.now < pause_probe_at.get(held_by, 0.0)):
             continue
         yield relpath
 
@@ -156,6 +171,8 @@ def _look_again_at(s: Situation, in_flight: set[Key]) -> float | None:
         for relpath in queue.head:
             key = (queue.name, relpath)
             until = s.not_before.get(key, 0.0)
+            if key in s.held:  # waits for its backend's probe; the service looks every tick anyway
+                continue
             if until > s.now and key not in in_flight and key not in s.refused:
                 times.append(until)
     return min(times, default=None)

@@ -82,6 +82,8 @@ def transcript_doc(
     }
     if no_speech(result["text"]):  # a silent recording is a finished transcript with nothing in it
         doc["no_speech"] = True
+    if result.get("sent_as"):  # the backend refused the file's own format; this re-encoding was heard
+        doc["sent_as"] = result["sent_as"]
     if reused:
         paid_by = result.get("paid_by") or {}
         doc["reused"] = True

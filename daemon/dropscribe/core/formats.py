@@ -1,8 +1,9 @@
 """Which audio a recognition backend takes as it is, and what everything else is re-encoded to.
 
 Pure policy over the names a media probe reports (FFmpeg's container and codec names); the audio
-adapters carry it out. Policies are keyed by backend name so that another kind of backend (an
-OpenAI-compatible server, say) can bring its own lists without touching DashScope's.
+adapters carry it out. Policies are keyed by backend type and way of sending: DashScope documents one
+list for its sync models and another for file transcription (the sync list lost m4a and mp4 in 2026,
+file transcription keeps them but has no aiff), and an OpenAI-compatible server brings its own.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from dataclasses import dataclass
 
 __all__ = [
     "DASHSCOPE",
+    "FILETRANS",
     "OPENAI",
+    "SYNC",
     "Encoding",
     "FormatPolicy",
     "format_parts",
     "format_policy",
     "mime_type",
+    "policy_for",
 ]
 
 #: The backend name of DashScope's Qwen3-ASR API.
@@ -24,6 +28,10 @@ DASHSCOPE = "dashscope"
 
 #: The backend type of an OpenAI-compatible speech server (vLLM serving Qwen3-ASR).
 OPENAI = "openai"
+
+#: Ways of sending: one request per file or chunk, or one file-transcription task.
+SYNC = "sync"
+FILETRANS = "filetrans"
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ class FormatPolicy:
     codecs: frozenset[str]
     transcode_to: Encoding
     chunk_encoding: Encoding
+    way: str = SYNC
 
     def takes_as_is(self, format_name: str, codec: str | None) -> bool:
         """True when the backend takes a file of this container and audio codec without re-encoding.
@@ -81,9 +90,14 @@ _FLAC_16K_MONO = Encoding(
     suffix=".flac",
 )
 
-_DASHSCOPE_CONTAINERS = frozenset(
-    {"aac", "amr", "flac", "mp3", "ogg", "wav", "matroska", "webm", "asf", "mov", "mp4", "m4a",
-     "aiff", "avi", "flv", "mpeg"}
+# FFmpeg's demuxer names for the documented lists: mkv is ``matroska``, wma/wmv are ``asf``, opus
+# travels in ``ogg``, and m4a/mp4/mov are the one demuxer ``mov,mp4,m4a,3gp,3g2,mj2``.
+_DASHSCOPE_SYNC_CONTAINERS = frozenset(
+    {"aac", "amr", "avi", "aiff", "flac", "flv", "matroska", "mp3", "mpeg", "ogg", "wav", "webm", "asf"}
+)
+_DASHSCOPE_FILETRANS_CONTAINERS = frozenset(
+    {"aac", "amr", "avi", "flac", "flv", "m4a", "matroska", "mov", "mp3", "mp4", "mpeg", "ogg", "wav",
+     "webm", "asf"}
 )  # fmt: skip
 
 # Codecs DashScope is known to decode inside those containers.
@@ -97,15 +111,23 @@ _DASHSCOPE_CODECS = frozenset(
 _OPENAI_CONTAINERS = frozenset({"wav", "flac", "mp3", "ogg"})
 _OPENAI_CODECS = frozenset({"pcm_s16le", "flac", "mp3", "vorbis"})
 
-_POLICIES: dict[str, FormatPolicy] = {
-    DASHSCOPE: FormatPolicy(
+_POLICIES: dict[tuple[str, str], FormatPolicy] = {
+    (DASHSCOPE, SYNC): FormatPolicy(
         backend=DASHSCOPE,
-        containers=_DASHSCOPE_CONTAINERS,
+        containers=_DASHSCOPE_SYNC_CONTAINERS,
         codecs=_DASHSCOPE_CODECS,
         transcode_to=_FLAC_16K_MONO,
         chunk_encoding=_FLAC_16K_MONO,
     ),
-    OPENAI: FormatPolicy(
+    (DASHSCOPE, FILETRANS): FormatPolicy(
+        backend=DASHSCOPE,
+        containers=_DASHSCOPE_FILETRANS_CONTAINERS,
+        codecs=_DASHSCOPE_CODECS,
+        transcode_to=_FLAC_16K_MONO,
+        chunk_encoding=_FLAC_16K_MONO,
+        way=FILETRANS,
+    ),
+    (OPENAI, SYNC): FormatPolicy(
         backend=OPENAI,
         containers=_OPENAI_CONTAINERS,
         codecs=_OPENAI_CODECS,
@@ -115,12 +137,17 @@ _POLICIES: dict[str, FormatPolicy] = {
 }
 
 
-def format_policy(backend: str) -> FormatPolicy:
-    """The policy of ``backend``; raises ``ValueError`` for a backend that has none."""
+def format_policy(backend: str, way: str = SYNC) -> FormatPolicy:
+    """The policy of ``backend`` for ``way``; raises ``ValueError`` for a pair that has none."""
     try:
-        return _POLICIES[backend]
+        return _POLICIES[(backend, way)]
     except KeyError:
-        raise ValueError(f"no format policy for backend {backend!r}") from None
+        raise ValueError(f"no format policy for backend {backend!r} sending by {way!r}") from None
+
+
+def policy_for(policy: FormatPolicy, way: str) -> FormatPolicy:
+    """The policy of ``policy``'s backend for ``way``; ``policy`` itself when that pair has none."""
+    return _POLICIES.get((policy.backend, way), policy)
 
 
 _MIME_TYPES: tuple[tuple[str, str, str], ...] = (

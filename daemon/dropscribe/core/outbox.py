@@ -40,6 +40,8 @@ SERVICE_EVENTS: Mapping[str, str] = {
 }
 
 BODY_KEYS: tuple[str, ...] = ("inbox", "relpath", "code", "message", "error", "result")
+#: Keys a body carries only when the event has them (the backend of a pause, a reached budget's figures).
+OPTIONAL_KEYS: tuple[str, ...] = ("backend", "scope", "period", "limit_s", "used_s", "resets_at")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ def payload_of(service_event: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     """
     message = fields.get("message", fields.get("reason", fields.get("problem")))
     body = {key: fields.get(key) for key in BODY_KEYS}
+    body.update({key: fields[key] for key in OPTIONAL_KEYS if fields.get(key) is not None})
     body["message"] = None if message is None else str(message)
     return body
 

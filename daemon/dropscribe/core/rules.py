@@ -90,6 +90,9 @@ def effective_rules(layers: Sequence[RuleSet], *, default_model: str) -> Effecti
         max_size_mb=_decided(merged.max_size_mb),
         max_duration_s=_decided(merged.max_duration_s),
         backend=_decided(merged.backend),
+        fallback_backend=merged.fallback_backend,
+        failover_after_s=_decided(merged.failover_after_s),
+        budgets=merged.budget or (),
     )
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from dropscribe.core.budget import BudgetLimit
+
 OutputKind = Literal["txt", "json", "srt", "vtt"]
 LongAudio = Literal["split", "filetrans"]
 
@@ -32,6 +34,10 @@ class RuleSet:
     max_size_mb: float | None = None
     max_duration_s: float | None = None
     backend: str | None = None
+    fallback_backend: str | None = None
+    failover_after_s: float | None = None
+    # budgets add up instead of replacing: every one on the way down, outermost first
+    budget: tuple[BudgetLimit, ...] | None = None
 
     def over(self, base: RuleSet) -> RuleSet:
         """This rule set laid over ``base``: every key set here wins, the others come from ``base``."""
@@ -45,6 +51,8 @@ class RuleSet:
             changes["context_file"] = None
         if self.context_file is not None and self.context is None:
             changes["context"] = None
+        if self.budget is not None:
+            changes["budget"] = (*(base.budget or ()), *self.budget)
         return replace(base, **changes)
 
 
@@ -63,6 +71,9 @@ class EffectiveRules:
     max_size_mb: float
     max_duration_s: float
     backend: str = "dashscope"
+    fallback_backend: str | None = None  # None: the folder's files never go to another backend
+    failover_after_s: float = 300.0
+    budgets: tuple[BudgetLimit, ...] = ()  # every budget the file counts against, outermost first
 
 
 BUILTIN_RULES = RuleSet(
@@ -77,4 +88,5 @@ BUILTIN_RULES = RuleSet(
     max_size_mb=2048.0,
     max_duration_s=12 * 3600.0,
     backend="dashscope",
+    failover_after_s=300.0,
 )

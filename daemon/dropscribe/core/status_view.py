@@ -45,6 +45,16 @@ class FinishedLine:
 
 
 @dataclass(frozen=True)
+class BudgetLine:
+    scope: str  # "defaults", "inbox:<path>", "rules:<inbox>/<folder>"
+    period: str  # "day" or "month"
+    used: str  # billed and reserved audio, as a duration
+    limit: str
+    resets: str  # when the period starts again, UTC
+    full: bool  # nothing more fits: files under it wait as over_budget
+
+
+@dataclass(frozen=True)
 class StatusView:
     headline: str  # one line: running, paused, or what is wrong
     level: str  # "ok", "warning" or "error": the colour of the headline
@@ -57,6 +67,7 @@ class StatusView:
     billed_month: str
     counts: tuple[tuple[str, int], ...]
     refresh_s: int
+    budgets: tuple[BudgetLine, ...] = ()
 
 
 def utc_day_start(now: float) -> float:
@@ -156,6 +167,24 @@ def _finished(items: object, now: float, *, failures: bool) -> tuple[FinishedLin
     return tuple(lines)
 
 
+def _budget_lines(rows: object) -> tuple[BudgetLine, ...]:
+    lines = []
+    for row in rows if isinstance(rows, list) else ():
+        if not isinstance(row, Mapping):
+            continue
+        spent = _number(row.get("used_s")) + _number(row.get("reserved_s"))
+        limit = _number(row.get("limit_s"))
+        resets = row.get("resets_at")
+        lines.append(BudgetLine(
+            scope=str(row.get("scope", "")), period=str(row.get("period", "")),
+            used=audio_duration(spent), limit=audio_duration(limit),
+            resets=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(resets))
+            if isinstance(resets, int | float) else "",
+            full=limit > 0 and spent >= limit,
+        ))  # fmt: skip
+    return tuple(lines)
+
+
 def _headline(doc: Mapping[str, Any], inboxes: Sequence[InboxLine]) -> tuple[str, str, str | None]:
     """The headline, its level, and the banner for a paused queue."""
     paused = doc.get("paused")
@@ -164,8 +193,11 @@ def _headline(doc: Mapping[str, Any], inboxes: Sequence[InboxLine]) -> tuple[str
     if isinstance(paused, Mapping):
         code = _text(paused.get("code")) or "paused"
         message = (_text(paused.get("message")) or "").rstrip(". ")
-        banner = f"Paused ({code}): {message}. Every file stays in its inbox; fix the key or account, " \
-                 "then reload the service."  # fmt: skip
+        backend = _text(paused.get("backend"))
+        banner = (f"Paused ({code}): {message}. Every file stays in its inbox; fix the key or account, "
+                  "then reload the service.") if backend is None else (
+                  f"Backend {backend} paused ({code}): {message}. Its files stay in their inboxes (or go "
+                  "to their fallback_backend); fix the key or account, then reload the service.")  # fmt: skip
     elif state_full is not None:
         banner = f"Paused: the journal's disk is full ({state_full}). Nothing is taken until there is room."
     if banner is not None:
@@ -203,5 +235,6 @@ def build_view(doc: Mapping[str, Any], now: float, refresh_s: int = 5) -> Status
         billed_today=audio_duration(_number(billed.get("today_s"))),
         billed_month=audio_duration(_number(billed.get("month_s"))),
         counts=tuple(sorted((str(k), _count(v)) for k, v in counts.items())),
+        budgets=_budget_lines(doc.get("budgets")),
         refresh_s=refresh_s,
     )  # fmt: skip

@@ -25,6 +25,7 @@ class AudioInfo:
     format: str
     sample_rate: int
     channels: int
+    language_tag: str | None = None  # a "language" metadata tag of the stream or container
 
 
 class UndecodableAudioError(Exception):
@@ -118,6 +119,9 @@ def probe_audio(source: IO[bytes], *, full_decode: bool) -> AudioInfo:
             fmt = container.format.name.split(",")[0]
             sample_rate = int(stream.codec_context.sample_rate or 0)
             channels = int(stream.codec_context.channels or 1)
+            language_tag = _metadata_value(stream.metadata, "language") or _metadata_value(
+                container.metadata, "language"
+            )
             declared = None if full_decode else _declared_duration(container, stream)
         if declared is None:
             source.seek(0)
@@ -127,7 +131,21 @@ def probe_audio(source: IO[bytes], *, full_decode: bool) -> AudioInfo:
             duration = declared
     except av.FFmpegError as exc:
         raise UndecodableAudioError(f"PyAV cannot read the file: {exc}") from exc
-    return AudioInfo(duration_s=duration, format=fmt, sample_rate=sample_rate, channels=channels)
+    return AudioInfo(
+        duration_s=duration,
+        format=fmt,
+        sample_rate=sample_rate,
+        channels=channels,
+        language_tag=language_tag,
+    )
+
+
+def _metadata_value(metadata: dict[str, str], name: str) -> str | None:
+    # Vorbis comments keep the writer's case ("LANGUAGE"); Matroska and ID3 come back lower-case.
+    for key, value in metadata.items():
+        if key.lower() == name and value:
+            return value
+    return None
 
 
 def _decoded_duration(container: av.container.InputContainer, stream: av.AudioStream) -> float:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from types import FrameType
 
 from dropscribe.emulator.config import EmulatorConfig
 from dropscribe.emulator.faults import Fault
+from dropscribe.emulator.hearing import HearingUnavailableError
+from dropscribe.emulator.protocol import DOCUMENTED_RPM
 from dropscribe.emulator.server import Emulator
+from dropscribe.emulator.transcripts import RECOGNIZERS
 
 
 def _fault(spec: str) -> Fault:
@@ -19,14 +23,24 @@ def _fault(spec: str) -> Fault:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _rpm(value: str) -> int:
+    try:
+        rpm = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--rpm takes a whole number, not {value!r}") from None
+    if rpm < 0:
+        raise argparse.ArgumentTypeError("--rpm cannot be negative (0 lifts the limit)")
+    return rpm
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dropscribe emulate",
         description=(
             "Serve a local DashScope-compatible API (sync recognition, file-transcription tasks, "
             "temporary uploads, fault injection) and vLLM's OpenAI-compatible /v1/audio/transcriptions. "
-            "It is an emulator, not a speech recognizer: "
-            "transcripts only name the audio's duration and SHA-256."
+            "It is an emulator, not a speech recognizer: transcripts only name the audio's duration and "
+            "SHA-256, unless --recognizer pocketsphinx answers the English words it roughly hears."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
@@ -53,7 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest audio the sync endpoint accepts (default: %(default)s)",
     )
     parser.add_argument(
-        "--rpm", type=int, default=0, help="requests per minute per key and model; 0 = unlimited"
+        "--rpm",
+        type=_rpm,
+        default=DOCUMENTED_RPM,
+        help=(
+            "recognition requests per minute per key (account) and model, over which the answer is 429 "
+            "Throttling.RateQuota; the default is the documented quota, 0 lifts it "
+            "(the Emulator class used by tests has no limit unless given one) (default: %(default)s)"
+        ),
     )
     parser.add_argument(
         "--task-run-s",
@@ -76,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--asr-text-marker",
         action="store_true",
         help="prefix /v1 transcripts with 'language English<asr_text>', as some servers leave in",
+    )
+    parser.add_argument(
+        "--recognizer",
+        choices=RECOGNIZERS,
+        default="placeholder",
+        help=(
+            "placeholder: text naming the audio's duration and SHA-256; pocketsphinx: the English "
+            "words pocketsphinx hears (needs dropscribe[hear]) (default: %(default)s)"
+        ),
     )
     parser.add_argument("--log", metavar="PATH", help="append one JSON line per request to PATH")
     parser.add_argument(
@@ -114,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, _on_signal)
         signal.signal(signal.SIGTERM, _on_signal)
 
-    emulator = Emulator(config)
+    try:
+        emulator = Emulator(config, recognizer=args.recognizer)
+    except HearingUnavailableError as exc:
+        print(f"dropscribe emulate: {exc}", file=sys.stderr, flush=True)
+        return 2
     emulator.start()
     for fault in args.fault:
         emulator.add_fault(fault)
@@ -123,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     print(f"OpenAI-compatible (vLLM) endpoints at {emulator.openai_base_url}", flush=True)
+    print(f"transcripts from the {args.recognizer} recognizer", flush=True)
     try:
         while not stop.wait(0.5):
             pass

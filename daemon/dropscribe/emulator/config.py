@@ -15,9 +15,11 @@ class EmulatorConfig:
 
     ``api_keys`` None accepts any non-empty Bearer key; a set accepts only its members (401
     ``InvalidApiKey`` otherwise). ``requests_per_minute`` 0 disables the per key and model limit on
-    recognition calls. ``task_run_s`` is how long a file-transcription task takes from submit to its
-    final state (PENDING for the first half, RUNNING for the second). ``log_path`` adds a JSONL copy
-    of the request log. Limits with a 0 value are off.
+    recognition calls: the default here, so tests are throttled only when they ask for it, while
+    ``dropscribe emulate`` starts at the documented quota (``protocol.DOCUMENTED_RPM``).
+    ``task_run_s`` is how long a file-transcription task takes from submit to its final state
+    (PENDING for the first half, RUNNING for the second). ``log_path`` adds a JSONL copy of the
+    request log. Limits with a 0 value are off.
     """
 
     host: str = "127.0.0.1"

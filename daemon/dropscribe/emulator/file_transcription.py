@@ -24,13 +24,14 @@ from dropscribe.emulator.auth import authorize
 from dropscribe.emulator.config import EmulatorConfig
 from dropscribe.emulator.faults import TASK_KINDS, FaultBook
 from dropscribe.emulator.http_messages import HttpRequest, Reply, json_reply
+from dropscribe.emulator.media_formats import model_accepts
 from dropscribe.emulator.object_store import ObjectStore
 from dropscribe.emulator.protocol import ApiError, new_request_id
 from dropscribe.emulator.rate_limits import RateLimits
 from dropscribe.emulator.request_log import Trace
 from dropscribe.emulator.result_files import ResultFiles
 from dropscribe.emulator.tasks import Task, TaskStore, format_task_time
-from dropscribe.emulator.transcripts import billed_seconds
+from dropscribe.emulator.transcripts import Transcriber, billed_seconds
 
 _TASK_FAILURES = {
     "FILE_DOWNLOAD_FAILED": "The audio file cannot be downloaded.",
@@ -57,6 +58,7 @@ class FileTranscription:
         results: ResultFiles,
         limits: RateLimits,
         faults: FaultBook,
+        transcriber: Transcriber | None = None,
     ) -> None:
         self._config = config
         self._objects = objects
@@ -64,6 +66,7 @@ class FileTranscription:
         self._results = results
         self._limits = limits
         self._faults = faults
+        self._transcriber = transcriber or Transcriber()
 
     def submit(self, request: HttpRequest, trace: Trace) -> Reply:
         key_id = authorize(request, self._config.api_keys)
@@ -84,6 +87,7 @@ class FileTranscription:
             submitted_at=datetime.now(UTC),
             submitted_mono=self._tasks.clock(),
             run_s=self._config.task_run_s,
+            account=key_id,
         )
         trace.task_id = task.task_id
         self._load_audio(request, task, trace)
@@ -115,7 +119,7 @@ class FileTranscription:
         blob: Blob
         if url.startswith("oss://"):
             obj = self._objects.get(url.removeprefix("oss://"))
-            usable = obj is not None and obj.usable_by(task.model, time.time())
+            usable = obj is not None and obj.usable_by(task.model, task.account, time.time())
             # Without the resolve header the service cannot reach temporary storage
             # (docs/dashscope.md, "File transcription").
             if obj is None or not usable or not request.header_enabled("X-DashScope-OssResourceResolve"):
@@ -137,12 +141,18 @@ class FileTranscription:
             trace.audio_sha256 = blob.sha256
             trace.audio_bytes = blob.size
             info = probe_audio(blob.file, full_decode=False)
+            if info.duration_s <= self._config.max_filetrans_duration_s:
+                self._transcriber.listen(blob.file, blob.sha256)
         except UndecodableAudioError:
             task.failure = _failure("FILE_CHECK_FAILED")
             return
         finally:
             blob.close()
         trace.duration_s = round(info.duration_s, 3)
+        if not model_accepts(task.model, info.format):
+            # Outside the model's documented list: the task fails as for a file it cannot read.
+            task.failure = _failure("FILE_CHECK_FAILED")
+            return
         if info.duration_s > self._config.max_filetrans_duration_s:
             task.failure = _failure("FILE_TOO_LONG")
             return
@@ -155,6 +165,8 @@ class FileTranscription:
         trace.task_id = task_id
         rid = trace.reply_id()
         task = self._tasks.get(task_id)
+        if task is not None and task.account != key_id:
+            task = None  # another account's task is invisible, as an unknown one
         if task is None:
             return json_reply(
                 200, {"request_id": rid, "output": {"task_id": task_id, "task_status": "UNKNOWN"}}
@@ -184,9 +196,11 @@ class FileTranscription:
         self._limits.count_task_query(key_id)
         trace.task_id = task_id
         task = self._tasks.get(task_id)
+        if task is not None and task.account != key_id:
+            task = None
         if task is not None:
             trace.model = task.model
-        if not self._tasks.cancel(task_id):
+        if task is None or not self._tasks.cancel(task_id):
             state = task.status(self._tasks.clock()) if task else "UNKNOWN"
             raise ApiError(
                 400,

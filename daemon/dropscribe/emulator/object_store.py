@@ -62,9 +62,11 @@ class StoredObject:
     data: bytes
     sha256: str
     uploaded_at: float  # time.time()
+    account: str = ""  # who asked for the certificate; the oss:// URL works for that account only
 
-    def usable_by(self, model: str, now: float) -> bool:
-        return self.model == model and now - self.uploaded_at <= UPLOAD_VALIDITY_S
+    def usable_by(self, model: str, account: str, now: float) -> bool:
+        """A temporary URL is bound to the model and the account it was issued for, for 48 h."""
+        return self.model == model and self.account == account and now - self.uploaded_at <= UPLOAD_VALIDITY_S
 
 
 class ObjectStore:
@@ -73,6 +75,18 @@ class ObjectStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._objects: dict[str, StoredObject] = {}
+        # upload_dir of each certificate -> the account it was issued to. Kept server-side, so the
+        # policy the client sees names no account and cannot be edited to claim another.
+        self._dir_accounts: dict[str, str] = {}
+
+    def issue_dir(self, upload_dir: str, account: str) -> None:
+        with self._lock:
+            self._dir_accounts[upload_dir] = account
+
+    def account_of_dir(self, upload_dir: str) -> str:
+        """The account a certificate for ``upload_dir`` went to ("" if this emulator never issued it)."""
+        with self._lock:
+            return self._dir_accounts.get(upload_dir, "")
 
     def put(self, obj: StoredObject) -> bool:
         """Store ``obj``; False if its key is taken."""
@@ -89,3 +103,4 @@ class ObjectStore:
     def clear(self) -> None:
         with self._lock:
             self._objects.clear()
+            self._dir_accounts.clear()

@@ -26,7 +26,7 @@ from dropscribe.emulator.http_messages import HttpRequest, Reply, json_reply
 from dropscribe.emulator.multipart import FormField, parse_form
 from dropscribe.emulator.paths import OPENAI_MODELS_PATH, OPENAI_TRANSCRIPTIONS_PATH
 from dropscribe.emulator.request_log import Trace
-from dropscribe.emulator.transcripts import emulated_text
+from dropscribe.emulator.transcripts import Transcriber
 
 _FORMATS = ("json", "text", "verbose_json")
 # Qwen3-ASR names the detected language in English words; the emulated speech is always "English"
@@ -118,7 +118,8 @@ def openai_model_of(request: HttpRequest) -> str | None:
 class OpenAITranscription:
     """``/v1/audio/transcriptions`` and ``/v1/models``, as ``vllm serve Qwen/Qwen3-ASR-1.7B`` answers."""
 
-    def __init__(self, config: EmulatorConfig) -> None:
+    def __init__(self, config: EmulatorConfig, transcriber: Transcriber | None = None) -> None:
+        self._transcriber = transcriber or Transcriber()
         self._model = config.openai_model
         self._max_upload_mb = config.openai_max_upload_mb
         self._marker = config.asr_text_marker
@@ -204,13 +205,14 @@ class OpenAITranscription:
         blob = Blob.from_bytes(upload.data)
         try:
             duration_s = probe_audio(blob.file, full_decode=True).duration_s
+            self._transcriber.listen(blob.file, blob.sha256)
         except UndecodableAudioError as exc:
             raise OpenAIError(400, "Invalid or unsupported audio file.", param="file") from exc
         finally:
             blob.close()
         trace.duration_s = round(duration_s, 3)
 
-        text = emulated_text(duration_s, blob.sha256)
+        text = self._transcriber.text(duration_s, blob.sha256)
         if self._marker:
             text = f"language {_LANGUAGE_NAMES.get(language or 'en', 'English')}<asr_text>{text}"
         if response_format == "text":

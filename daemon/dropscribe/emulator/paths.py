@@ -11,6 +11,7 @@ UPLOADS_PATH = f"{API}/uploads"
 ADMIN_PREFIX = "/_emulator/"
 OSS_PATH = "/_emulator/oss"
 RESULTS_PREFIX = "/_emulator/results/"
+TASKS_PATH = f"{API}/tasks"
 TASK_RE = re.compile(re.escape(API) + r"/tasks/([^/]+)")
 CANCEL_RE = re.compile(re.escape(API) + r"/tasks/([^/]+)/cancel")
 RESULT_RE = re.compile(re.escape(RESULTS_PREFIX) + r"([^/]+)\.json")

@@ -22,7 +22,10 @@ LANGUAGES = frozenset(
 )  # fmt: skip
 
 CONTEXT_TOKEN_LIMIT = 10_000
+# Recognition calls per minute, per account and model, for qwen3-asr-flash and -filetrans ("Rate limits").
+DOCUMENTED_RPM = 100
 AUDIO_TOKENS_PER_SECOND = 25  # qwen-audio-asr meters audio in tokens ("qwen-audio-asr")
+QWEN_AUDIO_MAX_INPUT_TOKENS = 6144  # its input cap, audio included ("qwen-audio-asr")
 UPLOAD_VALIDITY_S = 48 * 3600  # lifetime of an oss:// temporary URL ("Temporary upload")
 TASK_RETENTION_S = 24 * 3600  # finished tasks and result links vanish after a day ("File transcription")
 FILETRANS_MAX_BYTES = 2 * 1024**3

@@ -11,20 +11,22 @@ import urllib.parse
 from datetime import timedelta
 
 from dropscribe.emulator.http_messages import HttpRequest, Reply, json_reply
+from dropscribe.emulator.language import detected_language
 from dropscribe.emulator.paths import RESULTS_PREFIX
 from dropscribe.emulator.protocol import OssError
 from dropscribe.emulator.request_log import Trace
 from dropscribe.emulator.signing import OSS_ACCESS_KEY_ID, Signer
 from dropscribe.emulator.tasks import Task, TaskStore
-from dropscribe.emulator.transcripts import sentences
+from dropscribe.emulator.transcripts import Transcriber
 
 
 class ResultFiles:
     """Links to result files, and ``GET /_emulator/results/{task_id}.json`` serving them."""
 
-    def __init__(self, tasks: TaskStore, signer: Signer) -> None:
+    def __init__(self, tasks: TaskStore, signer: Signer, transcriber: Transcriber | None = None) -> None:
         self._tasks = tasks
         self._signer = signer
+        self._transcriber = transcriber or Transcriber()
 
     def url_for(self, origin: str, task: Task) -> str:
         expires = int((task.ended_at() + timedelta(days=1)).timestamp())
@@ -55,8 +57,10 @@ class ResultFiles:
         ):
             raise OssError(404, "NoSuchKey", "The specified key does not exist.")
         trace.model = task.model
-        language = task.options.language or "en"
-        found = sentences(task.audio.duration_s, task.sha256, language, with_words=task.options.enable_words)
+        language = detected_language(task.model, task.options.language, task.audio.language_tag)
+        found = self._transcriber.sentences(
+            task.audio.duration_s, task.sha256, language, with_words=task.options.enable_words
+        )
         transcripts = [
             {
                 "channel_id": channel,

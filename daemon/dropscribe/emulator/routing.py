@@ -26,6 +26,7 @@ from dropscribe.emulator.paths import (
     OSS_PATH,
     RESULT_RE,
     TASK_RE,
+    TASKS_PATH,
     TRANSCRIPTION_PATH,
     UPLOADS_PATH,
     is_openai,
@@ -38,8 +39,10 @@ from dropscribe.emulator.request_log import RequestLog, Trace, redact_headers
 from dropscribe.emulator.result_files import ResultFiles
 from dropscribe.emulator.signing import Signer
 from dropscribe.emulator.sync_recognition import SyncRecognition, wants_stream
+from dropscribe.emulator.task_listing import TaskListing
 from dropscribe.emulator.tasks import TaskStore
 from dropscribe.emulator.temporary_upload import TemporaryUpload
+from dropscribe.emulator.transcripts import Transcriber
 
 log = structlog.get_logger()
 
@@ -47,15 +50,16 @@ log = structlog.get_logger()
 class Router:
     """All endpoints behind one entry point, and the state they share."""
 
-    def __init__(self, config: EmulatorConfig) -> None:
+    def __init__(self, config: EmulatorConfig, transcriber: Transcriber | None = None) -> None:
+        transcriber = transcriber or Transcriber()
         self.faults = FaultBook()
         self.request_log = RequestLog(Path(config.log_path) if config.log_path else None)
         self._tasks = TaskStore()
         self._limits = RateLimits(config.requests_per_minute, config.task_qps, config.policy_qps)
         objects = ObjectStore()
         signer = Signer()
-        self._results = ResultFiles(self._tasks, signer)
-        self._sync = SyncRecognition(config, objects, self._limits)
+        self._results = ResultFiles(self._tasks, signer, transcriber)
+        self._sync = SyncRecognition(config, objects, self._limits, transcriber)
         self._filetrans = FileTranscription(
             config,
             objects=objects,
@@ -63,10 +67,12 @@ class Router:
             results=self._results,
             limits=self._limits,
             faults=self.faults,
+            transcriber=transcriber,
         )
         self._uploads = TemporaryUpload(config, objects, signer, self._limits)
+        self._listing = TaskListing(config, self._tasks, self._limits)
         self._admin = Admin(self.request_log, self.faults, self.reset)
-        self._openai = OpenAITranscription(config)
+        self._openai = OpenAITranscription(config, transcriber)
 
     def refuse(self, request: HttpRequest, error: ApiError) -> tuple[Reply, Trace]:
         """Answer a request whose body could not even be read."""
@@ -159,6 +165,9 @@ class Router:
         if path == OSS_PATH or path.startswith(OSS_PATH + "/"):
             _require_oss_method(method, "POST")
             return self._uploads.post_object(request, trace)
+        if path == TASKS_PATH:
+            _require_method(method, "GET")
+            return self._listing.list(request, trace)
         if match := CANCEL_RE.fullmatch(path):
             _require_method(method, "POST")
             return self._filetrans.cancel(request, trace, match.group(1))

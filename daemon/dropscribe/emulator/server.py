@@ -18,6 +18,7 @@ from dropscribe.emulator.faults import Fault
 from dropscribe.emulator.http_messages import HttpRequest, Reply
 from dropscribe.emulator.protocol import ApiError
 from dropscribe.emulator.routing import Router
+from dropscribe.emulator.transcripts import Transcriber
 
 log = structlog.get_logger()
 
@@ -47,6 +48,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body leave in two writes; without this, Nagle's algorithm holds the body back
+        # for the client's delayed ACK (about 40 ms per request on a kept-alive connection).
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.connections_lock:
             self.server.connections.add(self.connection)
 
@@ -180,9 +185,10 @@ class Emulator:
             assert emu.requests()[-1]["status"] == 200
     """
 
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
+    def __init__(self, config: EmulatorConfig | None = None, recognizer: str = "placeholder") -> None:
+        """``recognizer`` "pocketsphinx" answers the words it hears (needs ``dropscribe[hear]``)."""
         self.config = config or EmulatorConfig()
-        self._router = Router(self.config)
+        self._router = Router(self.config, Transcriber(recognizer))
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 

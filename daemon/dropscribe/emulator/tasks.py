@@ -38,6 +38,7 @@ class Task:
     failure: tuple[str, str] | None = None  # (code, message) the task will end with
     stuck: bool = False
     canceled_mono: float | None = None
+    account: str = ""  # digest of the submitting key: other accounts cannot see the task
 
     def status(self, now: float) -> str:
         if self.canceled_mono is not None:
@@ -89,6 +90,13 @@ class TaskStore:
                 return False
             task.canceled_mono = now
             return True
+
+    def of_account(self, account: str) -> list[Task]:
+        """The account's tasks still kept, oldest first."""
+        now = self.clock()
+        with self._lock:
+            kept = [t for t in self._tasks.values() if t.account == account and t.status(now) != "UNKNOWN"]
+        return sorted(kept, key=lambda task: task.submitted_mono)
 
     def clear(self) -> None:
         with self._lock:

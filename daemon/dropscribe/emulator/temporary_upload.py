@@ -64,6 +64,7 @@ class TemporaryUpload:
             expires_at=now + timedelta(seconds=self._config.policy_expire_s),
             max_bytes=self._config.max_upload_mb * 1024 * 1024,
         )
+        self._objects.issue_dir(upload_dir, key_id)
         encoded = policy.encode()
         data = {
             "policy": encoded,
@@ -95,7 +96,8 @@ class TemporaryUpload:
         digest = hashlib.sha256(data).hexdigest()
         trace.audio_sha256 = digest
         trace.audio_bytes = len(data)
-        stored = StoredObject(key, policy.model, data, digest, time.time())
+        account = self._objects.account_of_dir(policy.upload_dir)
+        stored = StoredObject(key, policy.model, data, digest, time.time(), account)
         if not self._objects.put(stored):
             raise OssError(
                 409,

@@ -1,17 +1,27 @@
-"""The emulator's stand-in for recognition: text derived only from what arrived.
+"""What the emulator answers as a transcript: placeholder text by default, heard words on request.
 
-The emulator cannot understand speech. Instead every transcript names the audio's duration and the
-SHA-256 of the exact bytes received, so a test can prove which file (or which chunk of a file) reached
-the API and that nothing was cut or re-encoded on the way.
+By default the emulator does not understand speech. Every transcript then names the audio's duration
+and the SHA-256 of the exact bytes received, so a test can prove which file (or which chunk of a file)
+reached the API and that nothing was cut or re-encoded on the way. A :class:`Transcriber` made with
+``recognizer="pocketsphinx"`` answers the English words pocketsphinx hears instead (see
+:mod:`.hearing`), for people trying the service by hand.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Any
+import threading
+from collections import OrderedDict
+from typing import IO, Any
+
+from dropscribe.emulator.hearing import HeardWord, PocketsphinxHearing
+
+RECOGNIZERS = ("placeholder", "pocketsphinx")
 
 SENTENCE_S = 10.0
+_PAUSE_S = 0.5  # a pause this long between heard words starts a new sentence
+_REMEMBERED = 256  # recognitions kept for file-transcription results fetched after the submit
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 
@@ -95,3 +105,90 @@ def _words(text: str, begin_ms: int, end_ms: int) -> list[dict[str, Any]]:
         }
         for i, token in enumerate(tokens)
     ]
+
+
+class Transcriber:
+    """The transcripts of one emulator: placeholder text, or words heard by ``recognizer``.
+
+    Audio is heard when it arrives (:meth:`listen`), while its bytes are at hand; the answers are
+    built from what was heard, by the SHA-256 of those bytes. Raises ValueError for an unknown
+    recognizer and :class:`~dropscribe.emulator.hearing.HearingUnavailableError` when pocketsphinx
+    is asked for but not installed.
+    """
+
+    def __init__(self, recognizer: str = "placeholder") -> None:
+        if recognizer not in RECOGNIZERS:
+            raise ValueError(f"unknown recognizer {recognizer!r}; choose one of {', '.join(RECOGNIZERS)}")
+        self.recognizer = recognizer
+        self._hearing = PocketsphinxHearing() if recognizer == "pocketsphinx" else None
+        self._lock = threading.Lock()
+        self._heard: OrderedDict[str, list[HeardWord]] = OrderedDict()
+
+    def listen(self, source: IO[bytes], sha256_hex: str) -> None:
+        """Recognize the audio in ``source`` (bytes hashing to ``sha256_hex``); placeholder: nothing."""
+        if self._hearing is None:
+            return
+        with self._lock:
+            if sha256_hex in self._heard:
+                self._heard.move_to_end(sha256_hex)
+                return
+        words = self._hearing.hear(source)
+        with self._lock:
+            self._heard[sha256_hex] = words
+            while len(self._heard) > _REMEMBERED:
+                self._heard.popitem(last=False)
+
+    def text(self, duration_s: float, sha256_hex: str) -> str:
+        """The sync transcript of the first ``duration_s`` seconds of audio already :meth:`listen`-ed to."""
+        words = self._words(sha256_hex)
+        if words is None:
+            return emulated_text(duration_s, sha256_hex)
+        return " ".join(w.text for w in words if w.start_s < duration_s)
+
+    def sentences(
+        self, duration_s: float, sha256_hex: str, language: str, *, with_words: bool
+    ) -> list[dict[str, Any]]:
+        """The sentence list of a file-transcription result (see :func:`sentences`)."""
+        words = self._words(sha256_hex)
+        if words is None:
+            return sentences(duration_s, sha256_hex, language, with_words=with_words)
+        return _heard_sentences([w for w in words if w.start_s < duration_s], language, with_words=with_words)
+
+    def _words(self, sha256_hex: str) -> list[HeardWord] | None:
+        if self._hearing is None:
+            return None
+        with self._lock:
+            # Forgotten audio (hundreds of files later) gets placeholder text rather than an error.
+            return self._heard.get(sha256_hex)
+
+
+def _heard_sentences(words: list[HeardWord], language: str, *, with_words: bool) -> list[dict[str, Any]]:
+    groups: list[list[HeardWord]] = []
+    for word in words:
+        last = groups[-1] if groups else None
+        if last and word.start_s - last[-1].end_s < _PAUSE_S and word.end_s - last[0].start_s <= SENTENCE_S:
+            last.append(word)
+        else:
+            groups.append([word])
+    result: list[dict[str, Any]] = []
+    for index, group in enumerate(groups):
+        sentence: dict[str, Any] = {
+            "sentence_id": index,
+            "begin_time": round(group[0].start_s * 1000),
+            "end_time": round(group[-1].end_s * 1000),
+            "text": " ".join(w.text for w in group),
+            "language": language,
+            "emotion": "neutral",
+        }
+        if with_words:
+            sentence["words"] = [
+                {
+                    "begin_time": round(w.start_s * 1000),
+                    "end_time": round(w.end_s * 1000),
+                    "text": w.text,
+                    "punctuation": "",
+                }
+                for w in group
+            ]
+        result.append(sentence)
+    return result

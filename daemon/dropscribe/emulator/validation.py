@@ -15,12 +15,13 @@ from dropscribe.emulator.protocol import (
     CONTEXT_TOKEN_LIMIT,
     LANGUAGES,
     ApiError,
+    default_message,
     is_filetrans_model,
     is_qwen_audio_asr,
     is_sync_model,
 )
 from dropscribe.emulator.tasks import TaskOptions
-from dropscribe.emulator.transcripts import approx_tokens
+from dropscribe.emulator.tokens import count_tokens
 
 
 @dataclass(frozen=True)
@@ -136,9 +137,12 @@ def parse_sync(body: dict[str, Any], model: str) -> SyncRequest:
     context = "\n".join(part for part in context_parts if part) or None
     if context is not None and is_qwen_audio_asr(model):
         raise _invalid(f"Model '{model}' does not accept context (a system message).")
-    if context is not None and approx_tokens(context) > CONTEXT_TOKEN_LIMIT:
+    if context is not None and (tokens := count_tokens(context)) > CONTEXT_TOKEN_LIMIT:
+        # The notes give only the code and the limit; the stock message plus the figures, as with other
+        # InvalidParameter answers.
         raise _invalid(
-            f"The context text is longer than {CONTEXT_TOKEN_LIMIT} tokens (about {approx_tokens(context)})."
+            f"{default_message('InvalidParameter')} (the context text is {tokens} tokens; "
+            f"at most {CONTEXT_TOKEN_LIMIT} tokens are allowed)"
         )
 
     parameters = _parameters(body)

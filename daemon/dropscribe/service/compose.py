@@ -24,6 +24,7 @@ from dropscribe.adapters.statusfile import StatusFile
 from dropscribe.adapters.watcher import Watcher
 from dropscribe.adapters.web_server import WebServer
 from dropscribe.config.model import OpenAIBackendSettings, Settings
+from dropscribe.core.budget import BudgetLimit
 from dropscribe.core.errors import ConfigError
 from dropscribe.core.formats import DASHSCOPE, OPENAI, format_policy
 from dropscribe.core.ports.clock import Clock
@@ -31,6 +32,8 @@ from dropscribe.core.ports.journal import Journal
 from dropscribe.core.ports.notifier import Notifier
 from dropscribe.core.ports.storage import Storage
 from dropscribe.logs import configure, get_logger, register_secret
+from dropscribe.service.backend_health import BackendHealth
+from dropscribe.service.budgets import BudgetGate
 from dropscribe.service.content_locks import ContentLocks
 from dropscribe.service.metrics_registry import ServiceMetrics
 from dropscribe.service.notifications import Deliveries, OutboxNotifier
@@ -192,6 +195,8 @@ def wire(
     with_scanners: bool = True,
     on_request: Callable[[float, str], None] | None = None,
     timer: RequestTimer | None = None,
+    health: BackendHealth | None = None,
+    budget: BudgetGate | None = None,
 ) -> Wiring:
     """Clients, store, pipeline and (``with_scanners``) the inboxes' scanners for ``settings``.
 
@@ -216,8 +221,10 @@ def wire(
         formats=format_policy(DASHSCOPE),  # must be the policy of the backend the client talks to
         staging_dir=settings.state.staging_dir, concurrency=settings.dashscope.concurrency,
         stopping=stopping, content_locks=content_locks,
-        backends={name: spec for name, (spec, _opened) in others.items()},
+        backends={name: spec for name, (spec, _opened) in others.items()}, health=health, budget=budget,
     )  # fmt: skip
+    if health is not None:  # lives as long as the process: what a backend did outlasts a reload
+        health.probe_s = settings.dashscope.pause_probe_s
     scanners: dict[str, InboxScanner] = {}
     for inbox in settings.inboxes if with_scanners else ():
         scanner = InboxScanner(inbox, RuleCache.for_inbox(settings, inbox, on_change=on_rule_event))
@@ -247,16 +254,23 @@ class Graph:
     meters: ServiceMetrics = field(default_factory=ServiceMetrics)
     web_token: str | None = None  # None: the page is read-only
     deliveries: Deliveries | None = None  # sends the outbox's notifications; None: none configured
+    # every budget a file was checked against, by scope, for status and metrics (rule files' included)
+    budgets_seen: dict[str, BudgetLimit] = field(default_factory=dict)
+    health: BackendHealth | None = None  # each backend's failures and pauses; made with the clock
 
     def load_settings(self) -> Settings:
         """The config as it reads now (a reload); the composed settings when there is no file."""
         return load_settings(self.config_path, self.env) if self.config_path else self.settings
+
+    def budget_gate(self, settings: Settings) -> BudgetGate:
+        return BudgetGate.for_settings(settings, self.journal, self.notifier, self.clock, self.budgets_seen)
 
     def wire(self, settings: Settings, previous: Mapping[str, InboxScanner] | None = None) -> Wiring:
         return wire(
             settings, self.env, journal=self.journal, stopping=self.stopping,
             content_locks=self.content_locks, on_rule_event=self.rule_event, previous=previous,
             on_request=self.meters.request_timer("dashscope"), timer=self.meters.request_timer,
+            health=self.health, budget=self.budget_gate(settings),
         )  # fmt: skip
 
     def rule_event(self, event: RuleFileEvent) -> None:
@@ -300,11 +314,13 @@ def compose(
     except BaseException:
         journal.close()
         raise
+    clock = clock or SystemClock()
     return Graph(
         settings=settings, env=env, config_path=config_path, journal=journal,
         status_file=StatusFile(settings.state.path), watcher=Watcher(), web=web, web_token=web_token,
-        clock=clock or SystemClock(), content_locks=ContentLocks(), stopping=threading.Event(),
+        clock=clock, content_locks=ContentLocks(), stopping=threading.Event(),
         notifier=notifier or outbox_notifier(settings, journal, deliveries), deliveries=deliveries,
+        health=BackendHealth(clock, settings.dashscope.pause_probe_s),
     )  # fmt: skip
 
 

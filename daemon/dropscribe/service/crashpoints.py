@@ -15,6 +15,7 @@ import time
 POINTS = (
     "after_take",          # job row committed, nothing else done
     "after_probe",
+    "after_reserve",       # budget reservation committed, nothing sent
     "after_encode",        # chunks written to staging
     "after_upload",        # object stored, call not made
     "before_call",         # call intent committed

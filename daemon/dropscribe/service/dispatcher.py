@@ -1,17 +1,23 @@
 """Carrying out the dispatch policy: build its situation from the scanners and the queue state, start
-what it says, and look at each file once more right before it starts."""
+what it says, and look at each file once more right before it starts; and the pauses per backend that
+hold files back (:class:`BackendSettler`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
 from collections.abc import Callable
+from typing import Any
 
+from dropscribe.config.model import DEFAULT_BACKEND
 from dropscribe.core import dispatch
 from dropscribe.core.dispatch import Key
+from dropscribe.core.errors import AccountError
 from dropscribe.core.gate import Fingerprint
+from dropscribe.service.backend_health import BackendAccountError, BackendHealth, encode_pauses
 from dropscribe.service.compose import Wiring
 from dropscribe.service.queue_state import QueueState
+from dropscribe.service.settle import Settler
 
 
 class Dispatcher:
@@ -27,14 +33,17 @@ class Dispatcher:
         """
         q = self.queue
         ds = wiring.settings.dashscope
+        for key in [k for k in q.targets if k not in q.in_flight]:
+            del q.targets[key]
         situation = dispatch.Situation(
             queues=(), now=now, capacity=2 * ds.concurrency, in_flight=frozenset(q.in_flight),
-            not_before=q.not_before, paused=q.paused is not None, pause_probe_at=q.pause_probe_at,
+            not_before=q.not_before, busy=frozenset(q.targets.values()), pause_probe_at=q.backend_probe_at,
             pause_probe_s=ds.pause_probe_s, state_full=q.state_full is not None,
         )  # fmt: skip
         if not dispatch.may_start(situation):
             return None
-        situation = dataclasses.replace(situation, queues=self._queues(situation, wiring))
+        queues = self._queues(situation, wiring)
+        situation = dataclasses.replace(situation, queues=queues, held=self._held(queues, wiring))
         self._wake_incomplete(situation.queues, wiring)
         refused: set[Key] = set()
         while True:
@@ -43,7 +52,7 @@ class Dispatcher:
             if refusal is None:
                 break
             refused.add(refusal)
-        q.pause_probe_at = plan.pause_probe_at
+        q.backend_probe_at.update(plan.pause_probe_at)
         for name, probe_at in plan.output_probe_at.items():
             if name in q.output_full:
                 q.output_full[name]["probe_at"] = probe_at
@@ -62,6 +71,21 @@ class Dispatcher:
                 output_probe_s=dispatch.output_probe_s(inbox.rescan_s),
             ))  # fmt: skip
         return tuple(queues)
+
+    def _held(self, queues: tuple[dispatch.InboxQueue, ...], wiring: Wiring) -> dict[Key, str]:
+        """The files that wait for a paused backend (no fallback to go to), with its name."""
+        health = self.queue.health
+        if health is None or not health.pauses():
+            return {}
+        held: dict[Key, str] = {}
+        for queue in queues:
+            candidates = wiring.scanners[queue.name].candidates
+            for relpath in queue.head:
+                rules = candidates.get(relpath)
+                backend = health.holding(rules) if rules is not None else None
+                if backend is not None:
+                    held[(queue.name, relpath)] = backend
+        return held
 
     def _wake_incomplete(self, queues: tuple[dispatch.InboxQueue, ...], wiring: Wiring) -> None:
         """An unfinished-looking file that changed since (its writer is back) need not wait any more."""
@@ -95,5 +119,50 @@ class Dispatcher:
             if not scanner.recheck(start.relpath, now, set()):
                 return key  # changed or gone since it was seen settled: the gate has it again
             rules = scanner.candidates.pop(start.relpath)
+            self.queue.targets[key] = rules.backend
             self._submit(by_path[start.inbox], start.relpath, rules, probe=start.probe)
         return None
+
+
+class BackendSettler(Settler):
+    """The settler with pauses per backend: recorded in :class:`BackendHealth`, told from the loop."""
+
+    def __init__(self, *args: Any, health: BackendHealth, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.health = health
+
+    def pause(self, exc: AccountError, pause_probe_s: float) -> None:
+        backend = exc.backend if isinstance(exc, BackendAccountError) else DEFAULT_BACKEND
+        info = {"code": exc.remote_code, "message": exc.message, "since": self.clock.time()}
+        self.health.pause(backend, info)
+        self.state.backend_probe_at[backend] = self.clock.monotonic() + pause_probe_s
+        self.announce("", request_id=exc.request_id)
+
+    def unpause(self, why: str) -> None:
+        """After a file went through: tell what changed (an answer from a paused backend resumed it)."""
+        self.announce(why)
+
+    def resume_all(self, why: str) -> None:
+        self.health.resume_all()
+        self.announce(why)
+
+    def announce(self, why: str, *, request_id: str | None = None) -> None:
+        """Journal and notify every pause begun or ended since the last look (a worker may have paused a
+        backend on its way to a fallback)."""
+        now_paused = self.health.pauses()
+        before = self.state.paused_backends
+        if now_paused == before:
+            return
+        for name, info in now_paused.items():
+            if before.get(name, {}).get("code") != info.get("code"):
+                self.notifier.notify(
+                    "queue_paused", backend=name, code=info.get("code"), reason=info.get("message"),
+                    request_id=request_id, hint=f"files for backend {name} without a fallback_backend "
+                    "stay in their inboxes; fix the key or account, then reload with SIGHUP",
+                )  # fmt: skip
+        for name in before:
+            if name not in now_paused:
+                self.state.backend_probe_at.pop(name, None)
+                self.notifier.notify("queue_resumed", backend=name, reason=why or "the backend answered")
+        self.state.paused_backends = dict(now_paused)
+        self.journal.set_meta("paused", encode_pauses(now_paused))

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from dropscribe.adapters import audio
 from dropscribe.core.errors import AsrUnavailableError, RemoteRejectedError
-from dropscribe.core.formats import FormatPolicy
+from dropscribe.core.formats import FILETRANS, FormatPolicy, policy_for
 from dropscribe.core.ports.journal import Journal
 from dropscribe.core.ports.recognizer import Recognizer
 from dropscribe.core.ports.storage import Storage
@@ -20,6 +20,7 @@ from dropscribe.core.recognition import AsrOptions, AsrResult, ResultExpiredErro
 from dropscribe.core.result_checks import TRUNCATED_OUTCOME, refusal, truncated_answers, truncation
 from dropscribe.logs import get_logger
 from dropscribe.service.crashpoints import crash_point
+from dropscribe.service.format_retry import earns_reencoding, refused_again, staged_whole, takes_as_is
 from dropscribe.service.objects import SourceObjects, Staged
 from dropscribe.service.outcomes import ParkedError, park_if_stopping
 
@@ -37,10 +38,40 @@ class FiletransRecognition:
         self.client = client
         self.storage = storage
         self.objects = objects
-        self.formats = formats
+        # file transcription documents its own list of formats taken as they are
+        self.formats = policy_for(formats, FILETRANS)
         self.stopping = stopping
 
     def run(
+        self, key: str, sha: str, handle: BinaryIO, probe: audio.Probe, model: str, options: AsrOptions,
+        staging: Path,
+    ) -> AsrResult:  # fmt: skip
+        try:
+            return self._once(key, sha, handle, probe, model, options, staging)
+        except RemoteRejectedError as exc:
+            # a staged re-encoding of a file the policy takes as it is exists only after a refusal
+            fallback = takes_as_is(self.formats, probe) and self._whole(staging).path.exists()
+            if fallback:
+                raise refused_again(None, exc, self.formats.transcode_to) from exc
+            if not earns_reencoding(exc, sent_as_is=takes_as_is(self.formats, probe), chunk=0):
+                raise
+            first = exc
+            staged_whole(handle, staging, self.formats)
+        try:
+            return self._once(key, sha, handle, probe, model, options, staging)
+        except RemoteRejectedError as again:
+            raise refused_again(first, again, self.formats.transcode_to) from again
+
+    def sent_as(self, probe: audio.Probe, staging: Path) -> str | None:
+        """The re-encoding the task fell back to after a format refusal; None when it did not."""
+        if takes_as_is(self.formats, probe) and self._whole(staging).path.exists():
+            return self.formats.transcode_to.container
+        return None
+
+    def _whole(self, staging: Path) -> Staged:
+        return Staged.whole(staging, self.formats.transcode_to)
+
+    def _once(
         self, key: str, sha: str, handle: BinaryIO, probe: audio.Probe, model: str, options: AsrOptions,
         staging: Path,
     ) -> AsrResult:  # fmt: skip
@@ -58,10 +89,8 @@ class FiletransRecognition:
         staging: Path,
     ) -> str:  # fmt: skip
         encoded = None
-        if not audio.is_sendable_as_is(probe, self.formats.backend):
-            encoded = Staged.whole(staging, self.formats.transcode_to)
-            if not encoded.path.exists():
-                audio.transcode(handle, encoded.path, encoded.encoding)
+        if not takes_as_is(self.formats, probe) or self._whole(staging).path.exists():
+            encoded = staged_whole(handle, staging, self.formats)
         url = self.objects.upload(sha, model, handle, probe, encoded)
         self.journal.task_submitting(key)
         crash_point("before_submit")
@@ -74,6 +103,10 @@ class FiletransRecognition:
         except ParkedError:
             self.journal.forget_task(key)  # never sent: nothing to look for after the restart
             self.journal.call_ended(call_id, "parked", None)
+            raise
+        except RemoteRejectedError as exc:  # refused at the door: no task to wait for, nothing paid
+            self.journal.forget_task(key)
+            self.journal.call_ended(call_id, type(exc).__name__, exc.request_id)
             raise
         crash_point("after_submit")
         self.journal.task_submitted(key, task_id, request_id)

@@ -25,6 +25,8 @@ from dropscribe.core.ports.recognizer import Recognizer
 from dropscribe.core.ports.storage import Storage
 from dropscribe.core.routing import DEFAULT_BACKEND
 from dropscribe.core.ruleset import EffectiveRules
+from dropscribe.service.backend_health import BackendHealth
+from dropscribe.service.budgets import BudgetGate
 from dropscribe.service.content_locks import ContentLocks
 from dropscribe.service.filetrans_task import FiletransRecognition
 from dropscribe.service.finish import Finisher
@@ -60,8 +62,13 @@ class Pipeline:
         stopping: threading.Event,
         content_locks: ContentLocks | None = None,
         backends: Mapping[str, BackendSpec] | None = None,
+        health: BackendHealth | None = None,
+        budget: BudgetGate | None = None,
     ) -> None:
-        """``client`` is the ``dashscope`` backend; ``backends`` are the others, by name."""
+        """``client`` is the ``dashscope`` backend; ``backends`` are the others, by name.
+
+        ``health`` (what each backend did lately) enables failover; ``budget`` caps paid audio.
+        """
         self.journal = journal
         self.client = client
         self.storage = storage
@@ -92,8 +99,9 @@ class Pipeline:
             ways[name] = Backend(name, sync, filetrans if spec.filetrans else None, spec.model,
                                  None if cap is None else upload_chunk_max_s(cap))  # fmt: skip
         self._recognition = Recognition(
-            journal=journal, staging_dir=staging_dir, content_locks=self.content_locks, backends=ways
-        )
+            journal=journal, staging_dir=staging_dir, content_locks=self.content_locks, backends=ways,
+            health=health, budget=budget,
+        )  # fmt: skip
         self._finisher = Finisher(journal=journal, objects=objects, staging_dir=staging_dir)
         self._taker = Taker(journal=journal, recognition=self._recognition, finisher=self._finisher)
 

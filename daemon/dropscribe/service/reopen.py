@@ -78,12 +78,19 @@ class FinishedFiles:
     def forget_inbox(self, inbox: str) -> None:
         self._watched.pop(inbox, None)
 
-    def add(self, inbox: InboxSettings, job_id: int, relpath: str, path: Path, now: float) -> None:
-        try:
-            st = os.lstat(path)
-        except OSError:
-            return
-        identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    def add(
+        self, inbox: InboxSettings, job_id: int, relpath: str, path: Path, now: float,
+        journaled: object = None,
+    ) -> None:  # fmt: skip
+        """Watch a file just finished. ``journaled`` is the identity recorded at the move: a writer that
+        goes on at once may already have changed the file by now, and a fresh look would miss that."""
+        identity = _identity(journaled)
+        if identity is None:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                return
+            identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         watched = self._watched.setdefault(str(inbox.path), {})
         watched[job_id] = _Watched(job_id, relpath, path, identity, now + watch_window_s(inbox))
 

@@ -7,6 +7,7 @@ written beside it in ``asr-rules.yaml.error.txt`` for whoever can see the share 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path, PurePath, PurePosixPath
 from typing import Literal
 
 from dropscribe.adapters.files import atomic_write
+from dropscribe.config.backends import backend_rule_problems
 from dropscribe.config.kinds import FileSignature
 from dropscribe.config.model import DashScopeSettings, InboxSettings, Settings
 from dropscribe.config.rulefiles import ParsedRuleFile
@@ -84,8 +86,10 @@ class RuleCache:
         default_model: str = DashScopeSettings.model,
         filetrans_available: bool = True,
         on_change: Callable[[RuleFileEvent], None] | None = None,
+        backends: frozenset[str] | None = None,
     ) -> None:
         self.inbox = inbox
+        self.backends = backends  # the configured backend names; None: not checked
         self.defaults = defaults
         self.default_model = default_model
         self.filetrans_available = filetrans_available
@@ -108,6 +112,7 @@ class RuleCache:
             default_model=settings.dashscope.model,
             filetrans_available=settings.storage.type != "inline",
             on_change=on_change,
+            backends=frozenset(settings.all_backends()),
         )
 
     def rules_for(self, relpath_dir: PurePath) -> EffectiveRules | RulesHeld:
@@ -241,7 +246,13 @@ class RuleCache:
         return parsed, _stat_signature(parsed.context_file)
 
     def _parse(self, rule_file: Path) -> ParsedRuleFile:
-        return read_rule_file(rule_file, self.inbox.path, filetrans_available=self.filetrans_available)
+        parsed = read_rule_file(rule_file, self.inbox.path, filetrans_available=self.filetrans_available)
+        if self.backends is None:
+            return parsed
+        # a backend name no one configured holds the folder now, not each file at its arrival
+        wrong = [f"{rule_file}: {key}: {message}" for message, key in
+                 backend_rule_problems(parsed.rules, self.backends)]  # fmt: skip
+        return dataclasses.replace(parsed, messages=[*parsed.messages, *wrong]) if wrong else parsed
 
     def _context_unchanged(self, entry: _Entry) -> bool:
         if entry.parsed is None or entry.parsed.context_file is None:

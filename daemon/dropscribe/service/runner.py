@@ -26,8 +26,10 @@ from dropscribe.core.errors import ConfigError, StateFullError
 from dropscribe.core.jobs import Job
 from dropscribe.core.ruleset import EffectiveRules
 from dropscribe.logs import configure, get_logger
+from dropscribe.service.backend_health import BackendHealth
+from dropscribe.service.budgets import look_again, park_if_over_budget, refresh_budgets
 from dropscribe.service.compose import Graph, Wiring
-from dropscribe.service.dispatcher import Dispatcher
+from dropscribe.service.dispatcher import BackendSettler, Dispatcher
 from dropscribe.service.inbox_looks import InboxLooks
 from dropscribe.service.notifications import OutboxNotifier
 from dropscribe.service.outcomes import Outcome
@@ -35,7 +37,6 @@ from dropscribe.service.pipeline import Pipeline
 from dropscribe.service.queue_state import QueueState, Running
 from dropscribe.service.retry import retry_failed
 from dropscribe.service.rule_cache import RulesHeld
-from dropscribe.service.settle import Settler
 from dropscribe.service.status_report import StatusReporter, health_problems
 from dropscribe.service.web_routes import make_routes
 
@@ -59,8 +60,10 @@ class Service:
         # bumped on every reload: an account error from work started with the old config says
         # nothing about the new one and must not pause the queue again
         self.generation = 0
-        self.queue = QueueState()
-        self.settler = Settler(self.queue, graph.journal, graph.notifier, graph.clock, graph.meters)
+        health = graph.health or BackendHealth(graph.clock, self.settings.dashscope.pause_probe_s)
+        self.queue = QueueState(health=health)
+        self.settler = BackendSettler(self.queue, graph.journal, graph.notifier, graph.clock, graph.meters,
+                                      health=health)  # fmt: skip
         self.reporter = StatusReporter(graph.status_file, graph.clock, graph.meters)
         self.dispatcher = Dispatcher(self.queue, self._submit)
         self.looks = InboxLooks(self.queue, graph.journal, graph.clock, graph.notifier, self._state_is_full)
@@ -137,6 +140,8 @@ class Service:
                 systemd.notify("READY=1")
                 first = False
             if now - last_report >= STATUS_EVERY_S or self.stopping.is_set():
+                refresh_budgets(self.queue, self.journal, self.settings, self.graph.budgets_seen,
+                                self.graph.meters.meters, self.clock.time())  # fmt: skip
                 self.reporter.publish(self.queue, self.wiring.scanners)
                 last_report = now
             if watchdog_s is not None and now - last_ping >= watchdog_s:
@@ -216,6 +221,7 @@ class Service:
         # before any worker starts, so a job finished from here on is told once, by its settle
         self._tell_lost_file_events(by_path)
         jobs = self.journal.jobs_in("working", "finishing")
+        self.graph.budget_gate(self.settings).reconcile()  # before any worker reserves again
         paused = self.journal.get_meta("paused")
         self.recovered = True
         now, wall = self.clock.monotonic(), self.clock.time()
@@ -233,10 +239,11 @@ class Service:
                 self._submit(inbox, job.relpath)
         if paused:
             self.queue.paused = json.loads(paused)
-            self.graph.notifier.notify(
-                "queue_paused", reason=self.queue.paused.get("message"), code=self.queue.paused.get("code"),
-                hint="fix the account or key, then reload (SIGHUP) or restart",
-            )  # fmt: skip
+            for backend, info in self.queue.paused_backends.items():
+                self.graph.notifier.notify(
+                    "queue_paused", backend=backend, reason=info.get("message"), code=info.get("code"),
+                    hint="fix the account or key, then reload (SIGHUP) or restart",
+                )  # fmt: skip
 
     def _tell_lost_file_events(self, by_path: dict[str, InboxSettings]) -> None:
         """A crash between a file's finish and its notification's commit: the event is committed now."""
@@ -280,8 +287,8 @@ class Service:
         self, inbox: InboxSettings, rules: EffectiveRules, pipeline: Pipeline, relpath: str, probe: bool,
         changed_at: float,
     ) -> Outcome:  # fmt: skip
-        if self.queue.paused is not None and not probe:
-            return Outcome("skipped")  # queued before the pause began: leave it in its inbox
+        if not probe and self.queue.held_by_pause(rules):
+            return Outcome("skipped")  # queued before its backend's pause began: leave it in its inbox
         return pipeline.take(inbox, relpath, rules, changed_at=changed_at)
 
     def _collect(self) -> None:
@@ -291,10 +298,12 @@ class Service:
             del self.queue.in_flight[key]
             scanner = self.wiring.scanners.get(key[0])
             try:
-                self.settler.settle(
-                    key, running, scanner=scanner, ds=self.settings.dashscope, state_path=self._state_path(),
-                    generation=self.generation, finished=self.looks.finished,
-                )  # fmt: skip
+                if not park_if_over_budget(self.queue, key, running, self.clock):
+                    self.settler.settle(
+                        key, running, scanner=scanner, ds=self.settings.dashscope,
+                        state_path=self._state_path(), generation=self.generation,
+                        finished=self.looks.finished,
+                    )  # fmt: skip
             except StateFullError as exc:  # recording the outcome itself needed the full disk
                 self._state_is_full(exc)
             if scanner is not None:  # still in the inbox (not finished, or a new file): judged again
@@ -335,12 +344,13 @@ class Service:
         self.looks.restart()
         live = set(wiring.scanners)
         self.queue.forget_files(lambda k: k[0] not in live)
+        look_again(self.queue)  # a raised budget lets its waiting files through now
         self.queue.inbox_state = {k: v for k, v in self.queue.inbox_state.items() if k in live}
         self._close_retired()
         self._restart_watcher()
         if self.queue.paused is not None:
             try:
-                self.settler.unpause("config reloaded")
+                self.settler.resume_all("config reloaded")
             except StateFullError as exc:
                 self._state_is_full(exc)
         log.info("config_reloaded", inboxes=[str(i.path) for i in settings.inboxes])

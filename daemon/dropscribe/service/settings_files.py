@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from dropscribe.adapters.beneath import Contents, RefusedError, open_beneath, read_capped
+from dropscribe.config.backends import backend_rule_problems
 from dropscribe.config.kinds import FileBytes, FileSignature, InvalidValueError
 from dropscribe.config.model import DashScopeSettings, InboxSettings, Settings
 from dropscribe.config.rulefiles import ParsedRuleFile, parse_rule_file_bytes
@@ -98,9 +99,12 @@ def check_config(
             continue
         for rule_file in find_rule_files(inbox):
             try:
-                parse_rule_file(rule_file, inbox.path, filetrans_available=filetrans_available)
+                rules = parse_rule_file(rule_file, inbox.path, filetrans_available=filetrans_available)
             except ConfigError as exc:
                 rule_file_messages.extend(exc.messages)
+                continue
+            wrong = backend_rule_problems(rules, draft.settings.all_backends())
+            rule_file_messages.extend(f"{rule_file}: {key}: {message}" for message, key in wrong)
     return problems.messages() + rule_file_messages
 
 

@@ -110,13 +110,14 @@ class Settler:
             self.notifier.notify("output_space_back", inbox=key[0], action="taking files again")
         if outcome.state in ("done", "failed"):
             st.stats[outcome.state] += 1
-            if self.metrics is not None and outcome.job_id is not None:
-                job = self.journal.get(outcome.job_id)
+            job = self.journal.get(outcome.job_id) if outcome.job_id is not None else None
+            if self.metrics is not None and job is not None:
                 result = self.journal.result(job.result_key) if job.result_key else None
                 self.metrics.job_finished(job, result)
-            if outcome.job_id is not None and outcome.final_path is not None:
-                finished.add(inbox, outcome.job_id, relpath, outcome.final_path, self.clock.time())
-                event, fields = file_event(self.journal, outcome.state, outcome.job_id, outcome.final_path)
+            if job is not None and outcome.final_path is not None:
+                finished.add(inbox, job.id, relpath, outcome.final_path, self.clock.time(),
+                             job.meta.get("final_identity"))  # fmt: skip
+                event, fields = file_event(self.journal, outcome.state, job.id, outcome.final_path)
                 self.notifier.notify(event, **fields)
             if st.paused is not None:
                 self.unpause("a file went through")

@@ -72,6 +72,8 @@ def waiting_report(
     def add(inbox: str, relpath: str, reason: str, until: float | None) -> bool:
         rows.append({"inbox": inbox, "relpath": relpath, "reason": reason,
                      "until": round(until, 1) if until is not None else None})  # fmt: skip
+        if reason == "over_budget":  # which budget, so that status can say so
+            rows[-1]["budget"] = state.over_budget.get((inbox, relpath))
         return len(rows) >= limit
 
     paused = "paused" if state.paused is not None or state.state_full is not None else None
@@ -129,7 +131,10 @@ class StatusReporter:
             for name, s in sorted(state.inbox_state.items())
         }  # fmt: skip
         report = {"text": text, "in_flight": len(state.in_flight), "inboxes": inboxes,
-                  "state_full": state.state_full, "waiting": waiting_report(state, scanners)}  # fmt: skip
+                  "state_full": state.state_full, "waiting": waiting_report(state, scanners),
+                  "budgets": list(state.budgets),
+                  # per backend: its pause, how long it has been failing, its last answer (failover)
+                  "backends": state.health.detail() if state.health is not None else {}}  # fmt: skip
         self._publish_live(state, scanners, report)
         encoded = json.dumps(report)
         if text != self.last_status:
@@ -191,7 +196,7 @@ def status_document(
     jobs = {(j.inbox, j.relpath): j for j in working}
     at = live.get("at")
     service = {
-        **{k: v for k, v in live.items() if k not in ("in_flight", "inboxes", "waiting")},
+        **{k: v for k, v in live.items() if k not in ("in_flight", "inboxes", "waiting", "budgets")},
         "in_flight": len(live.get("in_flight") or ()), "running": True, "pid": os.getpid(),
         "host": socket.gethostname(), "last_holder": None,
         "report_age_s": round(now - at, 3) if isinstance(at, int | float) else None,
@@ -217,6 +222,7 @@ def status_document(
         "counts": counts,
         "paused": json.loads(paused) if paused else None,
         "state_full": live.get("state_full"),
+        "budgets": live.get("budgets") or [],
         "service": service,
         "inboxes": live.get("inboxes") or {},
         "waiting": waiting,

@@ -24,6 +24,7 @@ from dropscribe.core.result_checks import TRUNCATED_OUTCOME, refusal, truncated_
 from dropscribe.core.results import Piece, answer_from_stored, answer_to_stored
 from dropscribe.logs import get_logger
 from dropscribe.service.crashpoints import crash_point
+from dropscribe.service.format_retry import earns_reencoding, refused_again, staged_whole, takes_as_is
 from dropscribe.service.objects import SourceObjects, Staged
 from dropscribe.service.outcomes import ParkedError, park_if_stopping
 
@@ -58,7 +59,7 @@ class SyncRecognition:
     ) -> list[Piece]:  # fmt: skip
         """Each piece's answer with where it lies in the source, in order."""
         spans, staged = self._prepare(handle, probe, chunk_max_s, mode, staging)
-        results = self._run_chunks(key, sha, model, options, spans, staged, handle, probe)
+        results = self._run_chunks(key, sha, model, options, spans, staged, handle, probe, staging)
         return [(results[i], spans[i][0], spans[i][1]) for i in range(len(spans))]
 
     def _prepare(
@@ -66,17 +67,11 @@ class SyncRecognition:
     ) -> tuple[list[Span], list[Staged | None]]:
         """Chunks to send; ``None`` means "send the source bytes as they are"."""
         if mode == "single":
-            limit = INLINE_RAW_MAX_BYTES if self.storage.sync_only else SYNC_MAX_BYTES
-            if self.max_upload_bytes is not None:
-                limit = self.max_upload_bytes
-            if (
-                audio.is_sendable_as_is(probe, self.formats.backend)
-                and os.fstat(handle.fileno()).st_size <= limit
-            ):
+            # a staged re-encoding means an earlier run decided (or was refused) already: send it again
+            encoded = Staged.whole(staging, self.formats.transcode_to).path.exists()
+            if not encoded and self._as_is(handle, probe):
                 return [(0.0, probe.duration_s)], [None]
-            whole = Staged.whole(staging, self.formats.transcode_to)
-            if not whole.path.exists():
-                audio.transcode(handle, whole.path, whole.encoding)
+            whole = staged_whole(handle, staging, self.formats)
             crash_point("after_encode")
             return [(0.0, probe.duration_s)], [whole]
         spans_file = staging / "spans.txt"
@@ -95,7 +90,7 @@ class SyncRecognition:
 
     def _run_chunks(
         self, key: str, sha: str, model: str, options: AsrOptions, spans: list[Span],
-        staged: list[Staged | None], handle: BinaryIO, probe: audio.Probe,
+        staged: list[Staged | None], handle: BinaryIO, probe: audio.Probe, staging: Path,
     ) -> list[AsrResult]:  # fmt: skip
         done = self.journal.chunk_results(key)
         futures = {}
@@ -103,7 +98,7 @@ class SyncRecognition:
             park_if_stopping(self.stopping)
             futures[i] = self.pool.submit(
                 self._one_chunk, key, sha, i, model, options, staged[i], handle, probe,
-                spans[i][1] - spans[i][0],
+                spans[i][1] - spans[i][0], staging,
             )  # fmt: skip
         errors: list[BaseException] = []
         for i, future in futures.items():
@@ -115,11 +110,63 @@ class SyncRecognition:
             raise _most_severe(errors)
         return [answer_from_stored(done[i]) for i in range(len(spans))]
 
+    def _as_is(self, handle: BinaryIO, probe: audio.Probe) -> bool:
+        """Whether the policy sends this whole file as it is, and it fits one request."""
+        limit = INLINE_RAW_MAX_BYTES if self.storage.sync_only else SYNC_MAX_BYTES
+        if self.max_upload_bytes is not None:
+            limit = self.max_upload_bytes
+        return takes_as_is(self.formats, probe) and os.fstat(handle.fileno()).st_size <= limit
+
+    def sent_as(self, key: str) -> str | None:
+        """The re-encoding a single request fell back to after a format refusal; None when it did not."""
+        stored = self.journal.chunk_results(key).get(0) or {}
+        sent_as = stored.get("sent_as")
+        return sent_as if isinstance(sent_as, str) else None
+
     def _one_chunk(
         self, key: str, sha: str, index: int, model: str, options: AsrOptions, staged: Staged | None,
-        handle: BinaryIO, probe: audio.Probe, sent_s: float,
+        handle: BinaryIO, probe: audio.Probe, sent_s: float, staging: Path,
     ) -> dict[str, Any]:  # fmt: skip
         park_if_stopping(self.stopping)
+        # a whole-file re-encoding of a file the policy sends as it is exists only after a refusal
+        fallback = staged is not None and staged.part == "whole" and self._as_is(handle, probe)
+        try:
+            result, call_id = self._send(key, sha, index, model, options, staged, handle, probe)
+        except RemoteRejectedError as exc:
+            if fallback and staged is not None:
+                raise refused_again(None, exc, staged.encoding) from exc
+            if not earns_reencoding(exc, sent_as_is=staged is None, chunk=index):
+                raise
+            staged = staged_whole(handle, staging, self.formats)
+            crash_point("after_encode")
+            try:
+                result, call_id = self._send(key, sha, index, model, options, staged, handle, probe)
+            except RemoteRejectedError as again:
+                raise refused_again(exc, again, staged.encoding) from again
+            fallback = True
+        crash_point("after_call")
+        # a backend without a seconds report gives 0 here: nothing to hold the answer against
+        short = truncation(sent_s, result.usage_seconds or None)
+        if short is not None:  # not stored: the next attempt asks again
+            self.journal.call_ended(call_id, TRUNCATED_OUTCOME, result.request_id)
+            log.warning("answer_truncated", chunk=index, request_id=result.request_id,
+                        sent_s=round(sent_s, 3), usage_seconds=result.usage_seconds)  # fmt: skip
+            raise refusal(short, truncated_answers(self.journal.calls_of(key), index), result.request_id)
+        stored = answer_to_stored(result)
+        if fallback and staged is not None:
+            stored["sent_as"] = staged.encoding.container
+        self.journal.store_chunk_result(key, index, stored)
+        self.journal.call_ended(call_id, "ok", result.request_id)
+        log.info("chunk_recognized", chunk=index, request_id=result.request_id,
+                 usage_seconds=result.usage_seconds)  # fmt: skip
+        crash_point("after_chunk_stored")
+        return stored
+
+    def _send(
+        self, key: str, sha: str, index: int, model: str, options: AsrOptions, staged: Staged | None,
+        handle: BinaryIO, probe: audio.Probe,
+    ) -> tuple[AsrResult, int]:  # fmt: skip
+        """One journaled call with the source (``staged`` None) or a re-encoding; its answer and call id."""
         url = self.objects.upload(sha, model, handle, probe, staged)
         crash_point("after_upload")
         call_id = self.journal.call_started(key, index, "sync")
@@ -135,21 +182,7 @@ class SyncRecognition:
         except (TransientError, RemoteRejectedError) as exc:
             self.journal.call_ended(call_id, type(exc).__name__, getattr(exc, "request_id", None))
             raise
-        crash_point("after_call")
-        # a backend without a seconds report gives 0 here: nothing to hold the answer against
-        short = truncation(sent_s, result.usage_seconds or None)
-        if short is not None:  # not stored: the next attempt asks again
-            self.journal.call_ended(call_id, TRUNCATED_OUTCOME, result.request_id)
-            log.warning("answer_truncated", chunk=index, request_id=result.request_id,
-                        sent_s=round(sent_s, 3), usage_seconds=result.usage_seconds)  # fmt: skip
-            raise refusal(short, truncated_answers(self.journal.calls_of(key), index), result.request_id)
-        stored = answer_to_stored(result)
-        self.journal.store_chunk_result(key, index, stored)
-        self.journal.call_ended(call_id, "ok", result.request_id)
-        log.info("chunk_recognized", chunk=index, request_id=result.request_id,
-                 usage_seconds=result.usage_seconds)  # fmt: skip
-        crash_point("after_chunk_stored")
-        return stored
+        return result, call_id
 
 
 def _most_severe(errors: list[BaseException]) -> BaseException:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape
 
-from dropscribe.core.status_view import FinishedLine, InboxLine, InFlightLine, StatusView
+from dropscribe.core.status_view import BudgetLine, FinishedLine, InboxLine, InFlightLine, StatusView
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:1rem;
@@ -74,6 +74,13 @@ def _in_flight_card(line: InFlightLine) -> str:
             f'<div class="muted">{escape(line.inbox)}</div>')  # fmt: skip
 
 
+def _budget_card(line: BudgetLine) -> str:
+    used = _span(f"{line.used} of {line.limit}", "bad" if line.full else "")
+    return (f'<div class="name">{escape(line.scope)}</div><div>{escape(line.period)}: {used}'
+            f'{" (full: its files wait)" if line.full else ""}</div>'
+            f'<div class="muted">resets {escape(line.resets)}</div>')  # fmt: skip
+
+
 def render_page(view: StatusView, title: str = "dropscribe") -> str:
     parts = [
         "<!DOCTYPE html>",
@@ -95,6 +102,8 @@ def render_page(view: StatusView, title: str = "dropscribe") -> str:
         "<h2>Billed audio (UTC)</h2>",
         f'<div class="billed"><div>Today: <strong id="billed-today">{today}</strong></div>'
         f'<div>This month: <strong id="billed-month">{month}</strong></div></div>',
+        *(["<h2>Budgets</h2>", _cards((_budget_card(line) for line in view.budgets), "")]
+          if view.budgets else []),
         "<h2>Inboxes</h2>",
         _cards((_inbox_card(line) for line in view.inboxes), "No inbox has been scanned yet."),
         "<h2>In flight</h2>",

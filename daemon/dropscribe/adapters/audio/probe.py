@@ -89,13 +89,14 @@ def probe(source: BinaryIO | Path) -> Probe:
     return info
 
 
-def is_sendable_as_is(info: Probe, backend: str = formats.DASHSCOPE) -> bool:
-    """True when ``backend`` takes the file's container and codec without re-encoding.
+def is_sendable_as_is(info: Probe, policy: formats.FormatPolicy) -> bool:
+    """True when ``policy`` (a backend's, for one way of sending) takes the file's container and codec
+    without re-encoding.
 
     The decision is :meth:`dropscribe.core.formats.FormatPolicy.takes_as_is`; size and length limits
     are the caller's business.
     """
-    return info.has_audio and formats.format_policy(backend).takes_as_is(info.format_name, info.codec)
+    return info.has_audio and policy.takes_as_is(info.format_name, info.codec)
 
 
 def mime_type(info: Probe) -> str:

@@ -120,10 +120,27 @@ UPDATE jobs SET notified_at = updated_at WHERE state IN ('done', 'failed');
 CREATE INDEX jobs_to_notify ON jobs(state) WHERE notified_at IS NULL;
 """
 
+# Budgets: the audio seconds a recognition counts against each budget (scope) in each period, reserved
+# before anything is sent and settled to what was billed once the answer is stored.
+SCHEMA_V4 = """
+CREATE TABLE budget_use (
+    id INTEGER PRIMARY KEY,
+    result_key TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    period TEXT NOT NULL,           -- day:YYYY-MM-DD | month:YYYY-MM, in the budget's zone
+    seconds REAL NOT NULL,
+    settled INTEGER NOT NULL DEFAULT 0,
+    at REAL NOT NULL
+);
+CREATE INDEX budget_use_period ON budget_use(scope, period);
+CREATE INDEX budget_use_result ON budget_use(result_key) WHERE settled = 0;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, SCHEMA_V1),
     Migration(2, SCHEMA_V2),
     Migration(3, SCHEMA_V3),
+    Migration(4, SCHEMA_V4),
 )
 
 

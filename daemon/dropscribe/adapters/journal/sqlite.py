@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dropscribe.adapters.journal.budgets import BudgetsMixin
 from dropscribe.adapters.journal.history import JournalHistory
 from dropscribe.adapters.journal.outbox import OutboxMixin
 from dropscribe.adapters.journal.paid_work import PaidWorkMixin
@@ -46,7 +47,7 @@ def _is_full(exc: sqlite3.Error, folder: Path) -> bool:
     return st.f_bavail * st.f_frsize < _LOW_SPACE_BYTES
 
 
-class SqliteJournal(PaidWorkMixin, JournalHistory, OutboxMixin):
+class SqliteJournal(PaidWorkMixin, JournalHistory, OutboxMixin, BudgetsMixin):
     """Thread-safe access to the journal; one connection, short transactions.
 
     A full filesystem is an operating condition, not a crash: every call then raises

@@ -240,3 +240,34 @@ class Journal(Protocol):
     def notifications_for_job(self, job_id: int) -> list[OutboxEntry]:
         """Every notification about this job, delivered or not, oldest first."""
         ...
+
+    # budgets ------------------------------------------------------------------------------------
+
+    def reserve(
+        self, result_key: str, scopes_periods: Sequence[tuple[str, str]], seconds: float, at: float
+    ) -> None:
+        """Reserve ``seconds`` in each ``(scope, period)`` for ``result_key``, replacing its open reservation.
+
+        Reserving again for the same key (a new try after a crash) never counts it twice.
+        """
+        ...
+
+    def settle(self, result_key: str, billed_seconds: float) -> None:
+        """The open reservation of ``result_key`` becomes what was billed, in the same budgets and periods."""
+        ...
+
+    def release(self, result_key: str) -> None:
+        """Drop the open reservation of ``result_key`` (nothing was billed); what was settled stays."""
+        ...
+
+    def budget_use(self, scope: str, period: str) -> float:
+        """Seconds settled plus reserved in ``scope`` during ``period`` (a key such as day:2026-05-05)."""
+        ...
+
+    def budget_reserved(self, scope: str, period: str) -> float:
+        """The reserved (not yet settled) part of :meth:`budget_use`."""
+        ...
+
+    def open_reservations(self) -> list[str]:
+        """Result keys with a reservation that was neither settled nor released."""
+        ...
