@@ -133,7 +133,7 @@ def _params() -> list[Any]:
     params = []
     for mode, point in CASES:
         name = point.partition(":")[0]
-        marks = (pytest.mark.matrix,) if name in seen else ()
+        marks = (pytest.mark.thorough,) if name in seen else ()
         seen.add(name)
         params.append(pytest.param(mode, point, id=f"{mode.name}-{point}", marks=marks))
     return params

@@ -32,6 +32,9 @@ from tests.support.service import Layout, ServiceProcess, wait_for
 
 # each test times how fast the queue comes back; they run one at a time (see ./scripts/test)
 pytestmark = pytest.mark.timing
+# one kind of each class (an error status, a timeout, a broken answer; a bad key, arrears) in every run,
+# the other kinds in CI's
+THOROUGH = pytest.mark.thorough
 
 RETRY_BASE_S = 0.2
 RETRY_MAX_S = 1.0
@@ -155,13 +158,15 @@ def forever(**kind: Any) -> Fault:
 
 
 TRANSIENT = [
-    pytest.param(forever(status=429, code="Throttling.RateQuota"), id="429-Throttling.RateQuota"),
-    pytest.param(forever(status=500, code="InternalError"), id="500-InternalError"),
+    pytest.param(
+        forever(status=429, code="Throttling.RateQuota"), id="429-Throttling.RateQuota", marks=THOROUGH
+    ),
+    pytest.param(forever(status=500, code="InternalError"), id="500-InternalError", marks=THOROUGH),
     pytest.param(forever(status=503, code="ServiceUnavailable"), id="503-ServiceUnavailable"),
     pytest.param(forever(delay_s=3 * TIMEOUT_S), id="read-timeout"),
-    pytest.param(forever(reset=True), id="connection-reset"),
+    pytest.param(forever(reset=True), id="connection-reset", marks=THOROUGH),
     pytest.param(forever(malformed=True), id="malformed-json"),
-    pytest.param(forever(html=True), id="html-502"),
+    pytest.param(forever(html=True), id="html-502", marks=THOROUGH),
 ]
 
 
@@ -235,7 +240,7 @@ def dropscribe_status(layout: Layout) -> str:
 
 ACCOUNT = [
     pytest.param(forever(status=401, code="InvalidApiKey"), id="401-InvalidApiKey"),
-    pytest.param(forever(status=403, code="AccessDenied"), id="403-AccessDenied"),
+    pytest.param(forever(status=403, code="AccessDenied"), id="403-AccessDenied", marks=THOROUGH),
     pytest.param(forever(status=400, code="Arrearage"), id="400-Arrearage"),
 ]
 PAUSE_WATCH_S = 3.0
@@ -302,7 +307,10 @@ def test_account_pause_lifts_itself_when_a_probe_succeeds(
     assert resume_s <= probe_s + ALLOWANCE_S
 
 
-@pytest.mark.parametrize("retry_after", [1.5, 3.0], ids=["retry-after-1.5s", "retry-after-3s"])
+@pytest.mark.parametrize(
+    "retry_after",
+    [pytest.param(1.5, id="retry-after-1.5s"), pytest.param(3.0, id="retry-after-3s", marks=THOROUGH)],
+)
 def test_retry_after_is_honoured(
     retry_after: float, tmp_path: Path, emulator: Emulator, services: list[ServiceProcess]
 ) -> None:
