@@ -16,11 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from dropscribe.emulator import Emulator
 from tests.e2e.test_commands import dropscribe
 from tests.support.audio import make_tone
+from tests.support.s3 import unused_port
 from tests.support.service import Layout, ServiceProcess, wait_for
 
 DAY_H = 0.0015  # 5.4 s of audio: two 2 s files fit, a third does not
@@ -70,6 +72,7 @@ def budget_layout(tmp_path: Path, emulator: Emulator, receiver: Receiver, hours:
     return Layout(
         tmp_path, emulator.base_url, defaults={"budget": {"daily_audio_h": hours}},
         notify={"webhook": {"url": receiver.url, "secret_env": "HOOK_SECRET"}},
+        web={"listen": f"127.0.0.1:{unused_port()}"},
     )  # fmt: skip
 
 
@@ -120,7 +123,19 @@ def test_a_file_over_budget_waits_until_the_budget_is_raised(
     assert row["reserved_s"] == 0
     reached = wait_for(lambda: receiver.events("budget.reached"))
     assert len(reached) == 1
-    assert "defaults" in json.dumps(reached[0])
+    assert (reached[0]["scope"], reached[0]["period"], reached[0]["limit_s"]) == ("defaults", "day", 5.4)
+    # the page and the metrics say the same
+    base = f"http://{layout.data['web']['listen']}"
+    page = httpx.get(base, timeout=10).text
+    assert "<h2>Budgets</h2>" in page
+    assert "4 s of 5 s</span> (1 file(s) wait for it)" in page
+    metrics = httpx.get(f"{base}/metrics", timeout=10).text
+    remaining = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith('dropscribe_budget_remaining_seconds{period="day",scope="defaults"}')
+    )
+    assert float(remaining.rsplit(" ", 1)[1]) == pytest.approx(1.4, abs=0.2)
 
     # a copy of a done file is reused: it costs nothing, so the full budget lets it through
     shutil.copyfile(layout.done / "a.wav", tmp_path / "a-again.wav")

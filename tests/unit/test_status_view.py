@@ -82,20 +82,24 @@ def test_a_paused_backend_is_named_and_its_fallback_mentioned() -> None:
     assert "fallback_backend" in banner
 
 
-def test_budgets_show_use_limit_reset_and_whether_full() -> None:
+def test_budgets_show_use_limit_reset_and_the_files_they_hold() -> None:
     rows = [
-        {"scope": "defaults", "period": "day", "limit_s": 3600.0, "used_s": 3000.0, "reserved_s": 600.0,
+        {"scope": "defaults", "period": "day", "limit_s": 3600.0, "used_s": 3000.0, "reserved_s": 500.0,
          "resets_at": NOW + 3600},
         {"scope": "inbox:/srv/in", "period": "month", "limit_s": 36000.0, "used_s": 60.0, "reserved_s": 0.0,
          "resets_at": "soon"},
     ]  # fmt: skip
+    waiting = [
+        {"relpath": "long.wav", "reason": "over_budget", "budget": {"scope": "defaults", "period": "day"}},
+        {"relpath": "b.wav", "reason": "retry"},
+    ]
 
-    day, month = build_view(doc(budgets=rows), NOW).budgets
+    day, month = build_view(doc(budgets=rows, waiting=waiting), NOW).budgets
 
-    assert (day.scope, day.period, day.used, day.full) == ("defaults", "day", day.limit, True)
-    assert day.resets == "2026-11-25 13:28 UTC"
-    assert (month.full, month.resets) == (False, "")  # an odd value shows as empty, never fails
-    assert build_view(doc(budgets="nonsense"), NOW).budgets == ()
+    assert (day.scope, day.period, day.used, day.limit) == ("defaults", "day", "58 min 20 s", "1 h 00 min")
+    assert (day.waiting, day.resets) == (1, "2026-11-25 13:28 UTC")
+    assert (month.waiting, month.resets) == (0, "")  # an odd value shows as empty, never fails
+    assert build_view(doc(budgets="nonsense", waiting=3), NOW).budgets == ()
 
 
 def test_a_full_journal_disk_is_a_pause_too() -> None:

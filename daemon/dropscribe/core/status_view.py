@@ -51,7 +51,7 @@ class BudgetLine:
     used: str  # billed and reserved audio, as a duration
     limit: str
     resets: str  # when the period starts again, UTC
-    full: bool  # nothing more fits: files under it wait as over_budget
+    waiting: int  # files that do not fit in what is left: they wait as over_budget
 
 
 @dataclass(frozen=True)
@@ -167,20 +167,26 @@ def _finished(items: object, now: float, *, failures: bool) -> tuple[FinishedLin
     return tuple(lines)
 
 
-def _budget_lines(rows: object) -> tuple[BudgetLine, ...]:
+def _budget_lines(rows: object, waiting: object) -> tuple[BudgetLine, ...]:
+    held: dict[tuple[str, str], int] = {}
+    for item in waiting if isinstance(waiting, list) else ():
+        budget = item.get("budget") if isinstance(item, Mapping) else None
+        if isinstance(budget, Mapping) and item.get("reason") == "over_budget":
+            key = (str(budget.get("scope", "")), str(budget.get("period", "")))
+            held[key] = held.get(key, 0) + 1
     lines = []
     for row in rows if isinstance(rows, list) else ():
         if not isinstance(row, Mapping):
             continue
-        spent = _number(row.get("used_s")) + _number(row.get("reserved_s"))
-        limit = _number(row.get("limit_s"))
+        scope, period = str(row.get("scope", "")), str(row.get("period", ""))
         resets = row.get("resets_at")
         lines.append(BudgetLine(
-            scope=str(row.get("scope", "")), period=str(row.get("period", "")),
-            used=audio_duration(spent), limit=audio_duration(limit),
+            scope=scope, period=period,
+            used=audio_duration(_number(row.get("used_s")) + _number(row.get("reserved_s"))),
+            limit=audio_duration(_number(row.get("limit_s"))),
             resets=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(resets))
             if isinstance(resets, int | float) else "",
-            full=limit > 0 and spent >= limit,
+            waiting=held.get((scope, period), 0),
         ))  # fmt: skip
     return tuple(lines)
 
@@ -235,6 +241,6 @@ def build_view(doc: Mapping[str, Any], now: float, refresh_s: int = 5) -> Status
         billed_today=audio_duration(_number(billed.get("today_s"))),
         billed_month=audio_duration(_number(billed.get("month_s"))),
         counts=tuple(sorted((str(k), _count(v)) for k, v in counts.items())),
-        budgets=_budget_lines(doc.get("budgets")),
+        budgets=_budget_lines(doc.get("budgets"), doc.get("waiting")),
         refresh_s=refresh_s,
     )  # fmt: skip

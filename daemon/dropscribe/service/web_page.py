@@ -75,9 +75,9 @@ def _in_flight_card(line: InFlightLine) -> str:
 
 
 def _budget_card(line: BudgetLine) -> str:
-    used = _span(f"{line.used} of {line.limit}", "bad" if line.full else "")
-    return (f'<div class="name">{escape(line.scope)}</div><div>{escape(line.period)}: {used}'
-            f'{" (full: its files wait)" if line.full else ""}</div>'
+    used = _span(f"{line.used} of {line.limit}", "bad" if line.waiting else "")
+    held = f" ({line.waiting} file(s) wait for it)" if line.waiting else ""
+    return (f'<div class="name">{escape(line.scope)}</div><div>{escape(line.period)}: {used}{held}</div>'
             f'<div class="muted">resets {escape(line.resets)}</div>')  # fmt: skip
 
 
