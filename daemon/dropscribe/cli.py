@@ -13,6 +13,7 @@ from typing import Any
 
 from dropscribe import __version__
 from dropscribe.core.errors import ConfigError, DropscribeError
+from dropscribe.core.status_view import ago
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 EX_TEMPFAIL = 75  # sysexits.h: temporary failure; another service holds this journal
@@ -173,17 +174,6 @@ def _waiting_why(item: Mapping[str, Any]) -> str:
     return said
 
 
-def _ago(seconds: float) -> str:
-    seconds = max(seconds, 0.0)
-    if seconds < 120:
-        return f"{seconds:.0f}s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.0f} h ago"
-    return f"{seconds / 86400:.0f} days ago"
-
-
 def _clock(at: float) -> str:
     """HH:MM:SS for today, with the date otherwise (local time, as an operator reads it)."""
     fmt = "%H:%M:%S" if time.strftime("%F", time.localtime(at)) == time.strftime("%F") else "%F %H:%M:%S"
@@ -262,10 +252,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         return _shown(relpath if one_inbox else f"{inbox.rstrip('/')}/{relpath}")
 
     if service["running"]:
-        said = f"last report {_ago(service['report_age_s'])}" if meta else "no report yet"
+        said = f"last report {ago(service['report_age_s'])}" if meta else "no report yet"
         print(f"service: running (pid {service['pid']} on {service['host']}), {said}")
     else:
-        seen = f"last seen {_ago(service['report_age_s'])}" if meta else "never reported"
+        seen = f"last seen {ago(service['report_age_s'])}" if meta else "never reported"
         last = service["last_holder"]
         who = f", pid {last['pid']} on {last['host']}" if last and last["pid"] is not None else ""
         print(f"service: not running ({seen}{who})")
