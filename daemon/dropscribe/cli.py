@@ -188,11 +188,11 @@ def _shown(text: str) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     from dropscribe.adapters.instance import probe
     from dropscribe.adapters.statusfile import read_status
-    from dropscribe.service.compose import open_journal
+    from dropscribe.service.compose import journal_present, open_journal
     from dropscribe.service.settings_files import load_settings
 
     settings = load_settings(args.config, dict(os.environ))
-    if not settings.state.path.exists():
+    if not journal_present(settings):
         print("service: not running (no journal yet: the service has not run with this config)")
         return 0
     # the lock, not the report, says whether a service runs: a report outlives its writer

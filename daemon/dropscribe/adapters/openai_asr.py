@@ -21,7 +21,7 @@ import httpx
 import structlog
 
 from dropscribe.adapters.bearer import BearerAuth
-from dropscribe.adapters.ratelimit import RateLimiter
+from dropscribe.adapters.ratelimit import Limiter, RateLimiter
 from dropscribe.core.errors import AsrUnavailableError, RemoteRejectedError
 from dropscribe.core.openai_wire import (
     TRANSCRIPTIONS_PATH,
@@ -59,6 +59,7 @@ class OpenAIRecognizer:
         concurrency: int = 1,
         transport: httpx.BaseTransport | None = None,
         on_request: Callable[[float, str], None] | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(
@@ -68,11 +69,15 @@ class OpenAIRecognizer:
         )
         self._fetch = httpx.Client(timeout=httpx.Timeout(timeout_s, connect=_CONNECT_TIMEOUT_S))
         self._slots = threading.BoundedSemaphore(concurrency)
-        self._rpm = RateLimiter(requests_per_minute)
+        self._rpm: Limiter = limiter if limiter is not None else RateLimiter(requests_per_minute)
         self._on_request = on_request
 
     def __repr__(self) -> str:
         return f"OpenAIRecognizer(base_url={self.base_url!r})"
+
+    def rate_status(self) -> dict[str, object]:
+        """The request rate: configured, or found (``auto``)."""
+        return self._rpm.snapshot()
 
     def close(self) -> None:
         self._http.close()
@@ -113,6 +118,11 @@ class OpenAIRecognizer:
             payload = response.json()
         except ValueError:
             payload = None
+        code = payload.get("code") if isinstance(payload, dict) else None
+        self._rpm.report(
+            response.status_code, code if isinstance(code, str) else None,
+            retry_after(response.headers.get("Retry-After")), started,
+        )  # fmt: skip
         if not response.is_success:
             _log.warning("openai_request_failed", status=response.status_code, request_id=request_id)
             raise classify_failure(

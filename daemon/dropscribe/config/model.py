@@ -26,7 +26,8 @@ class DashScopeSettings:
     api_key_file: Path | None = None
     model: str = "qwen3-asr-flash"
     concurrency: int = 4
-    requests_per_minute: int = 60
+    requests_per_minute: int | Literal["auto"] = 60
+    max_requests_per_minute: int = 1000  # what auto may reach: 10x the documented 100 for qwen3-asr
     timeout_s: float = 300.0
     retry_base_s: float = 2.0
     retry_max_s: float = 300.0
@@ -43,7 +44,8 @@ class OpenAIBackendSettings:
     api_key_env: str | None = None  # an open server needs no key
     api_key_file: Path | None = None
     concurrency: int = 2
-    requests_per_minute: int = 60
+    requests_per_minute: int | Literal["auto"] = 60
+    max_requests_per_minute: int = 1000  # a server that never throttles (plain vLLM) stops auto here
     timeout_s: float = 300.0
     max_upload_mb: float = 25.0  # vLLM's default --max-audio-filesize-mb
 
@@ -69,11 +71,16 @@ class StorageSettings:
 @dataclass(frozen=True)
 class StateSettings:
     path: Path = Path("/var/lib/dropscribe/state.db")
+    # a postgresql:// URL: the journal lives there instead of in ``path`` (which still places the
+    # status file and, unless ``staging`` is set, the staging folder); it may hold a password
+    url: str | None = field(default=None, repr=False)
+    password_env: str | None = None
+    staging: Path | None = None
 
     @property
     def staging_dir(self) -> Path:
         """Scratch space for re-encoded chunks: local, beside the journal, never on the share."""
-        return self.path.parent / "staging"
+        return self.staging if self.staging is not None else self.path.parent / "staging"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ each kind accepts is in ``kinds.py`` and ``context.py``.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import MISSING, dataclass, fields
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -157,6 +158,45 @@ class TimeZoneKind:
         return node.value
 
 
+class PostgresUrlKind:
+    """A postgresql:// URL; an error never shows it, since it may carry a password."""
+
+    def describe(self) -> str:
+        return "a postgresql:// URL (postgresql://user@host:5432/dbname)"
+
+    def convert(self, node: Node, context: ConvertContext) -> object:
+        text = node.value if isinstance(node, YamlScalar) else None
+        if not isinstance(text, str) or re.fullmatch(r"postgres(ql)?://\S*", text) is None:
+            raise InvalidValueError(
+                f"must be {self.describe()}; the value is not shown, it may hold a password"
+            )
+        return text
+
+
+class RateKind:
+    """``requests_per_minute``: a whole number ≥ 1, or ``auto`` (found from the server's answers)."""
+
+    def describe(self) -> str:
+        return "a whole number ≥ 1 or auto"
+
+    def convert(self, node: Node, context: ConvertContext) -> object:
+        if isinstance(node, YamlScalar) and node.value == "auto":
+            return "auto"
+        try:
+            return Number(minimum=1, whole=True).convert(node, context)
+        except InvalidValueError:
+            raise InvalidValueError(f"must be {self.describe()}, got {shown(node)}") from None
+
+
+_RATE_HELP = (
+    "Client-side rate limit, per minute; auto finds the account's quota from the server's "
+    "throttling replies (starting at 60) and holds just under it."
+)
+_MAX_RATE_HELP = (
+    "The most auto may reach: a server that never throttles (vLLM without a proxy) is "
+    "never sent more; ignored for a fixed number."
+)
+
 _ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 BACKEND_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 BACKEND_TYPES = ("dashscope", "openai")
@@ -249,8 +289,10 @@ OPENAI_BACKEND_KEYS: tuple[Key, ...] = (
         "in $CREDENTIALS_DIRECTORY.", None, nullable=True),
     Key("concurrency", Number(minimum=1, whole=True), "Requests in flight at once.",
         _default(OpenAIBackendSettings, "concurrency")),
-    Key("requests_per_minute", Number(minimum=1, whole=True), "Client-side rate limit.",
+    Key("requests_per_minute", RateKind(), _RATE_HELP,
         _default(OpenAIBackendSettings, "requests_per_minute")),
+    Key("max_requests_per_minute", Number(minimum=1, whole=True), _MAX_RATE_HELP,
+        _default(OpenAIBackendSettings, "max_requests_per_minute")),
     Key("timeout_s", _POSITIVE, "Timeout of one HTTP request.", _default(OpenAIBackendSettings, "timeout_s")),
     Key("max_upload_mb", _POSITIVE, "The server's upload cap (vLLM: --max-audio-filesize-mb); longer "
         "audio is split into chunks that stay under it.", _default(OpenAIBackendSettings, "max_upload_mb")),
@@ -272,9 +314,11 @@ SECTIONS: tuple[Section, ...] = (
             _default(DashScopeSettings, "model")),
         Key("concurrency", Number(minimum=1, whole=True), "Requests in flight at once.",
             _default(DashScopeSettings, "concurrency")),
-        Key("requests_per_minute", Number(minimum=1, whole=True), "Client-side rate limit; keep it "
-            "below the account's quota (100 per minute for qwen3-asr-flash).",
+        Key("requests_per_minute", RateKind(), _RATE_HELP + " A number: keep it below the account's "
+            "quota (100 per minute for qwen3-asr-flash).",
             _default(DashScopeSettings, "requests_per_minute")),
+        Key("max_requests_per_minute", Number(minimum=1, whole=True), _MAX_RATE_HELP,
+            _default(DashScopeSettings, "max_requests_per_minute")),
         Key("timeout_s", _POSITIVE, "Timeout of one HTTP request.",
             _default(DashScopeSettings, "timeout_s")),
         Key("retry_base_s", _POSITIVE, "First wait after a transient error; doubles on each retry.",
@@ -318,6 +362,14 @@ SECTIONS: tuple[Section, ...] = (
     Section("state", "Local state of the service.", (
         Key("path", PathKind(), "SQLite job journal; chunks are staged beside it. Local disk, never "
             "the share.", _default(StateSettings, "path")),
+        Key("url", PostgresUrlKind(), "A postgresql:// URL: the journal is kept in that PostgreSQL "
+            "database instead of state.path (which then holds only the status file and, by default, "
+            "the staging folder). pip install 'dropscribe[postgres]'.", None, nullable=True),
+        Key("password_env", Text("an environment variable name", pattern=_ENV_NAME), "Environment "
+            "variable holding the database password, when it is neither in state.url nor in "
+            "PGPASSWORD or ~/.pgpass.", None, nullable=True),
+        Key("staging", PathKind(), "Folder for re-encoded chunks (local disk). Default: staging "
+            "beside state.path.", None, nullable=True),
     )),
     Section("inboxes", "The watched folders, each with its done/failed folders and rule keys.",
             INBOX_KEYS + RULE_KEYS, is_list=True, required=True),

@@ -245,6 +245,20 @@ def _check_across(
                 f"{settings.state.path} is inside inboxes[{i}] ({inbox.path}): keep the journal "
                 "on local disk, away from the share",
             )
+        staging = settings.state.staging
+        if fine("state.staging") and staging is not None and _inside(staging, inbox.path):
+            problems.add(
+                lines.get("state.staging", lines.get("state")),
+                "state.staging",
+                f"{staging} is inside inboxes[{i}] ({inbox.path}): stage chunks on local disk, "
+                "away from the share",
+            )
+    if fine("state.password_env", "state.url") and settings.state.password_env and not settings.state.url:
+        problems.add(
+            lines.get("state.password_env", lines.get("state")),
+            "state.password_env",
+            "is only used with state.url (a PostgreSQL journal); set state.url or remove it",
+        )
 
     storage = settings.storage
     if fine("storage.type", "storage.bucket") and storage.type == "s3" and not storage.bucket:

@@ -10,20 +10,23 @@ files it took and is closed then. Every command that builds these parts (``run``
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 from dropscribe.adapters.dashscope import DashScopeClient
 from dropscribe.adapters.journal import SqliteJournal
 from dropscribe.adapters.openai_asr import OpenAIRecognizer
+from dropscribe.adapters.ratelimit import Limiter, make_limiter
 from dropscribe.adapters.statusfile import StatusFile
 from dropscribe.adapters.watcher import Watcher
 from dropscribe.adapters.web_server import WebServer
-from dropscribe.config.model import OpenAIBackendSettings, Settings
+from dropscribe.config.model import DEFAULT_BACKEND, DashScopeSettings, OpenAIBackendSettings, Settings
 from dropscribe.core.budget import BudgetLimit
 from dropscribe.core.errors import ConfigError
 from dropscribe.core.formats import DASHSCOPE, OPENAI, format_policy
@@ -41,6 +44,7 @@ from dropscribe.service.pipeline import BackendSpec, Pipeline
 from dropscribe.service.rule_cache import RuleCache, RuleFileEvent
 from dropscribe.service.scanner import InboxScanner
 from dropscribe.service.settings_files import MAX_KEY_FILE_BYTES, load_settings, resolve_api_key
+from dropscribe.service.status_report import RATES
 from dropscribe.service.storage_factory import make_storage
 from dropscribe.service.web_routes import resolve_web_token
 
@@ -77,16 +81,36 @@ class LogNotifier:
         getattr(log, _LEVELS.get(event, "info"))(event, **fields)
 
 
+# One limiter per backend and rate setting for the life of the process: the wirings of a reload share
+# the account's quota while both run, and an ``auto`` rate keeps the limit it found.
+_LIMITERS: dict[tuple[str, str, object, int], Limiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def shared_limiter(name: str, backend: DashScopeSettings | OpenAIBackendSettings) -> Limiter:
+    """The rate limiter of backend ``name``, kept across reloads while its settings stay the same."""
+    key = (name, backend.base_url, backend.requests_per_minute, backend.max_requests_per_minute)
+    with _LIMITERS_LOCK:
+        limiter = _LIMITERS.get(key)
+        if limiter is None:
+            limiter = _LIMITERS[key] = make_limiter(
+                backend.requests_per_minute, backend.max_requests_per_minute, name
+            )
+        return limiter
+
+
 def build_client(
     settings: Settings, env: Mapping[str, str], on_request: Callable[[float, str], None] | None = None
 ) -> DashScopeClient:
     key = resolve_api_key(settings.dashscope, env)
     register_secret(key)
     ds = settings.dashscope
-    return DashScopeClient(
-        ds.base_url, key, timeout_s=ds.timeout_s, requests_per_minute=ds.requests_per_minute,
-        concurrency=ds.concurrency, on_request=on_request,
+    client = DashScopeClient(
+        ds.base_url, key, timeout_s=ds.timeout_s, concurrency=ds.concurrency, on_request=on_request,
+        limiter=shared_limiter(DEFAULT_BACKEND, ds),
     )  # fmt: skip
+    RATES.track(DEFAULT_BACKEND, client.rate_status)
+    return client
 
 
 RequestTimer = Callable[[str], Callable[[float, str], None]]
@@ -127,9 +151,10 @@ def build_backends(
             if isinstance(backend, OpenAIBackendSettings):
                 openai = OpenAIRecognizer(
                     backend.base_url, openai_key(name, backend, env), timeout_s=backend.timeout_s,
-                    requests_per_minute=backend.requests_per_minute, concurrency=backend.concurrency,
-                    on_request=on_request,
+                    concurrency=backend.concurrency, on_request=on_request,
+                    limiter=shared_limiter(name, backend),
                 )  # fmt: skip
+                RATES.track(name, openai.rate_status)
                 spec = BackendSpec(openai, format_policy(OPENAI), backend.concurrency, model=backend.model,
                                    max_upload_mb=backend.max_upload_mb)  # fmt: skip
                 built[name] = (spec, openai)
@@ -138,8 +163,10 @@ def build_backends(
                 register_secret(key)
                 client = DashScopeClient(
                     backend.base_url, key, timeout_s=backend.timeout_s, concurrency=backend.concurrency,
-                    requests_per_minute=backend.requests_per_minute, on_request=on_request,
+                    on_request=on_request,
+                    limiter=shared_limiter(name, backend),
                 )  # fmt: skip
+                RATES.track(name, client.rate_status)
                 built[name] = (
                     BackendSpec(client, format_policy(DASHSCOPE), backend.concurrency, filetrans=True),
                     client,
@@ -151,8 +178,40 @@ def build_backends(
     return built
 
 
-def open_journal(settings: Settings) -> SqliteJournal:
-    return SqliteJournal(settings.state.path)
+def open_journal(settings: Settings, env: Mapping[str, str] | None = None) -> Journal:
+    """The journal the config names: PostgreSQL for ``state.url``, else SQLite at ``state.path``."""
+    state = settings.state
+    if state.url is None:
+        return SqliteJournal(state.path)
+    # only here: a service on SQLite never needs the driver installed
+    from dropscribe.adapters.journal.postgres import PostgresJournal
+
+    register_secret(state.url)
+    in_url = urlsplit(state.url).password
+    if in_url:
+        register_secret(unquote(in_url))
+    password = None
+    if state.password_env is not None:
+        password = (os.environ if env is None else env).get(state.password_env)
+        if not password:
+            raise ConfigError([f"state.password_env: the environment variable {state.password_env} is empty"
+                               " or not set"])  # fmt: skip
+        register_secret(password)
+    return PostgresJournal(state.url, password=password)
+
+
+def journal_present(settings: Settings) -> bool:
+    """Whether there is a journal to read: a database always is; a SQLite file once the service ran."""
+    return settings.state.url is not None or settings.state.path.exists()
+
+
+def journal_label(settings: Settings) -> str:
+    """Where the journal is, for messages: the SQLite file, or the database without user or password."""
+    if settings.state.url is None:
+        return str(settings.state.path)
+    url = urlsplit(settings.state.url)
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.hostname or 'localhost'}{port}{url.path}"
 
 
 @dataclass(frozen=True)
@@ -306,7 +365,7 @@ def compose(
     configure(settings.logging.format, settings.logging.level)
     resolve_api_key(settings.dashscope, env)
     web_token = resolve_web_token(settings.web, env)
-    journal = open_journal(settings)
+    journal = open_journal(settings, env)
     deliveries = build_deliveries(settings, env, journal)
     listen = settings.web.listen or settings.metrics.listen  # one listener; the config checks they agree
     try:

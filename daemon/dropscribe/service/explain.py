@@ -22,7 +22,7 @@ from dropscribe.core.history import Facts, Step, describe, looks_like_sha, timel
 from dropscribe.core.jobs import Job
 from dropscribe.core.naming import sidecar_name
 from dropscribe.core.ports.journal import Journal
-from dropscribe.service.compose import open_journal
+from dropscribe.service.compose import journal_label, journal_present, open_journal
 
 DONE_SIDECARS = (".txt", ".json", ".srt", ".vtt")
 FAILED_SIDECARS = (".error.json",)
@@ -44,7 +44,7 @@ class Target:
 
 def explain(settings: Settings, query: str, cwd: Path) -> dict[str, Any]:
     """The explain document for ``query`` (a path or a SHA-256 or a prefix of ≥ 8 hex of one)."""
-    if not settings.state.path.exists():
+    if not journal_present(settings):
         raise NotFoundError(f"no journal at {settings.state.path}: the service has not run with this config")
     service, waiting = _service_state(settings.state.path)
     journal = open_journal(settings)
@@ -61,15 +61,15 @@ def explain(settings: Settings, query: str, cwd: Path) -> dict[str, Any]:
             in_inbox = _inbox_target(settings, path)  # there, but not taken yet
             targets = [in_inbox] if in_inbox is not None else []
         if not targets:
-            looked = f"by SHA-256 among the jobs in {settings.state.path}" if found_by == "sha256" else (
-                f"as {path} in the journal {settings.state.path}"
+            looked = f"by SHA-256 among the jobs in {journal_label(settings)}" if found_by == "sha256" else (
+                f"as {path} in the journal {journal_label(settings)}"
             )  # fmt: skip
             raise NotFoundError(f"{query}: no job found ({looked}; folders: {_places(settings)})")
         files = [_file(journal, t, waiting, service) for t in targets]
     finally:
         journal.close()
     return {"schema_version": SCHEMA_VERSION, "query": query, "found_by": found_by,
-            "journal": str(settings.state.path), "service": service, "files": files}  # fmt: skip
+            "journal": journal_label(settings), "service": service, "files": files}  # fmt: skip
 
 
 def _places(settings: Settings) -> str:

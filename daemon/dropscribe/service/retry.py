@@ -10,7 +10,7 @@ from pathlib import Path
 from dropscribe.adapters import files
 from dropscribe.config.model import InboxSettings, Settings
 from dropscribe.core.naming import sidecar_name
-from dropscribe.service.compose import open_journal
+from dropscribe.service.compose import journal_present, open_journal
 
 
 def _failed_sources(inbox: InboxSettings) -> list[Path]:
@@ -61,7 +61,7 @@ def retry_failed(settings: Settings, paths: list[Path] | None) -> tuple[list[tup
                 targets.append((owner, path))
     moved = []
     # no journal yet means no job to mark; opening one would create it
-    journal = open_journal(settings) if targets and settings.state.path.exists() else None
+    journal = open_journal(settings) if targets and journal_present(settings) else None
     try:
         for inbox, path in targets:
             destination = _move_back(inbox, path, problems)

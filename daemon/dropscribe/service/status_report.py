@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,29 @@ from dropscribe.service.queue_state import QueueState
 from dropscribe.service.scanner import InboxScanner
 
 REPORT_EVERY_S = 10.0  # the report is rewritten at least this often, so its age means "alive"
+
+
+class RateBoard:
+    """Each backend's request rate (configured, or found by ``auto``), read when the status is written.
+
+    The clients are rebuilt on a reload; the newest one registered under a name is the one shown.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._readers: dict[str, Callable[[], dict[str, object]]] = {}
+
+    def track(self, backend: str, reader: Callable[[], dict[str, object]]) -> None:
+        with self._lock:
+            self._readers[backend] = reader
+
+    def snapshot(self) -> dict[str, dict[str, object]]:
+        with self._lock:
+            readers = dict(self._readers)
+        return {name: read() for name, read in sorted(readers.items())}
+
+
+RATES = RateBoard()
 
 
 def health_problems(state: QueueState) -> tuple[str, ...]:
@@ -134,7 +158,8 @@ class StatusReporter:
                   "state_full": state.state_full, "waiting": waiting_report(state, scanners),
                   "budgets": list(state.budgets),
                   # per backend: its pause, how long it has been failing, its last answer (failover)
-                  "backends": state.health.detail() if state.health is not None else {}}  # fmt: skip
+                  "backends": state.health.detail() if state.health is not None else {},
+                  "rates": RATES.snapshot()}  # fmt: skip
         self._publish_live(state, scanners, report)
         encoded = json.dumps(report)
         if text != self.last_status:

@@ -18,7 +18,7 @@ from dropscribe.adapters.dashscope.connection import ApiConnection, resolve_head
 from dropscribe.adapters.dashscope.failures import parse_or_raise
 from dropscribe.adapters.dashscope.filetrans import FileTranscriptions
 from dropscribe.adapters.dashscope.upload import TemporaryUploads
-from dropscribe.adapters.ratelimit import RateLimiter
+from dropscribe.adapters.ratelimit import Limiter, RateLimiter
 from dropscribe.core.dashscope_wire import (
     GENERATION_PATH,
     UploadPolicy,
@@ -38,6 +38,7 @@ class DashScopeClient:
     recognition requests (sync calls and task submits, which share the model's RPM quota). Task
     polls have their own pace, half the account's 20 QPS. ``on_request(seconds, model)`` is told
     how long each recognition request took (for the latency histogram). ``transport`` is for tests.
+    ``limiter`` replaces ``requests_per_minute`` (an ``auto`` rate).
     """
 
     def __init__(
@@ -50,18 +51,23 @@ class DashScopeClient:
         concurrency: int = 4,
         transport: httpx.BaseTransport | None = None,
         on_request: Callable[[float, str], None] | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self._on_request = on_request
         self._api = ApiConnection(
             base_url, api_key, timeout_s=timeout_s, concurrency=concurrency, transport=transport
         )
         self.base_url = self._api.base_url
-        self._rpm = RateLimiter(requests_per_minute)
+        self._rpm: Limiter = limiter if limiter is not None else RateLimiter(requests_per_minute)
         self._tasks = FileTranscriptions(self._api, self._rpm)
         self._uploads = TemporaryUploads(self._api)
 
     def __repr__(self) -> str:
         return f"DashScopeClient(base_url={self.base_url!r})"
+
+    def rate_status(self) -> dict[str, object]:
+        """The recognition rate: configured, or found (``auto``)."""
+        return self._rpm.snapshot()
 
     def __enter__(self) -> DashScopeClient:
         return self

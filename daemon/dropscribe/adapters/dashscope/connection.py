@@ -16,7 +16,7 @@ import structlog
 
 from dropscribe.adapters.bearer import BearerAuth
 from dropscribe.adapters.dashscope.failures import error_for, map_transport_errors, read_answer
-from dropscribe.adapters.ratelimit import RateLimiter
+from dropscribe.adapters.ratelimit import Limiter
 from dropscribe.core.errors import AsrUnavailableError, TransientError
 
 _CONNECT_TIMEOUT_S = 10.0
@@ -80,7 +80,7 @@ class ApiConnection:
         body: dict[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         before_send: Callable[[], None] | None = None,
         result_key: str = "output",
         transient: type[TransientError] = AsrUnavailableError,
@@ -111,6 +111,9 @@ class ApiConnection:
                 if on_elapsed is not None:
                     on_elapsed(time.monotonic() - started)
         failure, payload = read_answer(response, result_key, self._api_key)
+        if limiter is not None:  # the answer tells an ``auto`` rate what the quota is
+            limiter.report(response.status_code, failure.code if failure else None,
+                           failure.retry_after_s if failure else None, started)  # fmt: skip
         _log.debug(
             "dashscope_call",
             call=what,

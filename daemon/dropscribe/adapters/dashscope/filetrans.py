@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from dropscribe.adapters.dashscope.connection import ApiConnection, resolve_header
 from dropscribe.adapters.dashscope.failures import map_transport_errors, parse_or_raise
-from dropscribe.adapters.ratelimit import RateLimiter
+from dropscribe.adapters.ratelimit import Limiter, RateLimiter
 from dropscribe.core.dashscope_wire import (
     TASKS_PATH,
     TRANSCRIPTION_PATH,
@@ -32,7 +32,7 @@ class FileTranscriptions:
     polls have their own pace.
     """
 
-    def __init__(self, connection: ApiConnection, submits: RateLimiter) -> None:
+    def __init__(self, connection: ApiConnection, submits: Limiter) -> None:
         self._api = connection
         self._submits = submits
         self._polls = RateLimiter(_TASK_POLLS_PER_MINUTE)

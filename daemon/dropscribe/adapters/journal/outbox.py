@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from dropscribe.adapters.journal.rows import Row
 from dropscribe.core.outbox import OutboxEntry
 
 _PENDING = "delivered_at IS NULL AND dropped_at IS NULL"
 
 
-def _entry(row: sqlite3.Row) -> OutboxEntry:
+def entry_from_row(row: Row) -> OutboxEntry:
     return OutboxEntry(
         id=row["id"], event=row["event"], channel=row["channel"], payload=json.loads(row["payload_json"]),
         job_id=row["job_id"], created_at=row["created_at"], attempts=row["attempts"],
@@ -72,7 +73,7 @@ class OutboxMixin:
             " ORDER BY created_at, rowid LIMIT ?",
             (channel, now, limit),
         )
-        return [_entry(row) for row in rows]
+        return [entry_from_row(row) for row in rows]
 
     def next_notification_at(self, channel: str) -> float | None:
         rows = self._query(
@@ -91,11 +92,11 @@ class OutboxMixin:
 
     def notifications_for_job(self, job_id: int) -> list[OutboxEntry]:
         rows = self._query("SELECT * FROM outbox WHERE job_id=? ORDER BY created_at, rowid", (job_id,))
-        return [_entry(row) for row in rows]
+        return [entry_from_row(row) for row in rows]
 
     def notification(self, notification_id: str) -> OutboxEntry | None:
         rows = self._query("SELECT * FROM outbox WHERE id=?", (notification_id,))
-        return _entry(rows[0]) if rows else None
+        return entry_from_row(rows[0]) if rows else None
 
     def _mark(self, ids: Sequence[str], assignments: str, values: tuple[Any, ...]) -> None:
         # only a pending row changes: a late answer never revives a dropped one

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
-import sqlite3
+from typing import Any, Protocol
 
 from dropscribe.core.jobs import Job
+
+
+class Row(Protocol):
+    """A row read by column name: ``sqlite3.Row``, or a dict from another database's driver."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 def path_value(text: str) -> bytes:
@@ -18,7 +24,7 @@ def path_text(value: bytes | str) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
-def job_from_row(row: sqlite3.Row) -> Job:
+def job_from_row(row: Row) -> Job:
     return Job(
         id=row["id"], inbox=path_text(row["inbox"]), relpath=path_text(row["relpath"]),
         state=row["state"],
