@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-OPERATIONS = ("probe", "measure_energy", "encode_chunks", "transcode")
+# stream_chunks: the one pass the service makes (pauses found by FFmpeg's astats while each chunk is written),
+# against measure_energy + encode_chunks, the two passes it replaced
+OPERATIONS = ("probe", "measure_energy", "encode_chunks", "stream_chunks", "transcode")
 CHUNK_MAX_S = 180.0
 
 
@@ -85,6 +87,7 @@ def _run_isolated(op: str, source: Path, work: Path) -> dict[str, Any]:
 def _measure(op: str, source_arg: str, work_arg: str) -> dict[str, Any]:
     from dropscribe.adapters import audio
     from dropscribe.core.chunking import plan_chunks
+    from dropscribe.core.formats import DASHSCOPE, format_policy
 
     source = Path(source_arg)
     work = Path(work_arg)
@@ -104,6 +107,15 @@ def _measure(op: str, source_arg: str, work_arg: str) -> dict[str, Any]:
             chunks = audio.encode_chunks(handle, spans, work / "chunks")
             duration = spans[-1][1]
             result["chunks"] = len(chunks)
+        elif op == "stream_chunks":
+            encoding = format_policy(DASHSCOPE).chunk_encoding
+            count = 0
+            for chunk in audio.stream_chunks(handle, work / "streamed", encoding, CHUNK_MAX_S):
+                if chunk.path is not None:
+                    chunk.path.unlink()  # as the service does once a chunk is answered
+                count += 1
+                duration = chunk.end_s
+            result["chunks"] = count
         elif op == "transcode":
             audio.transcode(handle, work / "whole.flac")
             duration = audio.probe(work / "whole.flac").duration_s

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from dropscribe.core.chunking import SEARCH_FRACTION, plan_chunks
+from dropscribe.core.chunking import SEARCH_FRACTION, ChunkPlanner, plan_chunks, refused_for_length
 
 WINDOW = 0.1
 LOUD = 0.3
@@ -157,3 +157,98 @@ class TestProperties:
                 assert 0 < end - start <= chunk_max + 1e-9
             for start, end in spans[:-1]:
                 assert end - start >= chunk_max * (1 - SEARCH_FRACTION) - 1e-9
+
+
+def planned_in_pieces(
+    energies: Sequence[float], duration_s: float, chunk_max_s: float, sizes: Sequence[int],
+    *, min_chunk_s: float = 10.0, start_s: float = 0.0,
+) -> tuple[list[tuple[float, float]], list[int]]:  # fmt: skip
+    """The incremental plan fed ``sizes`` windows at a time, and after which feed each span came."""
+    planner = ChunkPlanner(WINDOW, chunk_max_s, min_chunk_s=min_chunk_s, start_s=start_s)
+    spans: list[tuple[float, float]] = []
+    decided_at: list[int] = []
+    at = 0
+    for size in itertools.cycle(sizes):
+        if at >= len(energies):
+            break
+        new = planner.feed(energies[at : at + size])
+        at += size
+        spans += new
+        decided_at += [min(at, len(energies))] * len(new)
+    spans += planner.finish(duration_s)
+    return spans, decided_at
+
+
+class TestIncrementalPlanner:
+    def test_same_plan_as_the_whole_profile(self) -> None:
+        """Fed in any pieces, the planner cuts exactly where the plan over the whole profile does."""
+        rng = random.Random(7)
+        for _ in range(150):
+            chunk_max = rng.uniform(20.0, 120.0)
+            duration = round(rng.uniform(0.0, 12 * chunk_max), 1)
+            count = round(duration / WINDOW)
+            energies = [LOUD if rng.random() > 0.04 else 0.0 for _ in range(count)]
+            min_chunk = rng.choice([0.0, 1.0, 10.0])
+            sizes = [rng.randint(1, 50) for _ in range(5)]
+
+            whole = plan_chunks(energies, WINDOW, count * WINDOW, chunk_max, min_chunk_s=min_chunk)
+            pieces, _ = planned_in_pieces(energies, count * WINDOW, chunk_max, sizes, min_chunk_s=min_chunk)
+
+            assert pieces == whole
+
+    def test_a_span_is_decided_once_the_audio_reaches_its_limit_plus_the_minimum(self) -> None:
+        """The first chunk can go long before the file has been read to its end."""
+        energies = profile(3600.0, [(t - 0.5, t) for t in range(5, 3600, 5)])
+
+        spans, decided_at = planned_in_pieces(energies, 3600.0, 60.0, [10])
+
+        assert spans == plan_chunks(energies, WINDOW, 3600.0, 60.0)
+        assert decided_at[0] * WINDOW <= 60.0 + 10.0 + 1.0
+        for (start, _), at in zip(spans, decided_at, strict=False):
+            assert at * WINDOW <= start + 60.0 + 10.0 + 1.0
+
+    def test_a_restart_from_a_recorded_cut_continues_the_same_plan(self) -> None:
+        """Spans already recorded stay; the rest is derived again and matches the first run."""
+        energies = profile(900.0, [(t - 0.7, t) for t in range(7, 900, 7)])
+        first = plan_chunks(energies, WINDOW, 900.0, 60.0)
+
+        for keep in (1, 3, len(first) - 1, len(first)):
+            rest, _ = planned_in_pieces(energies, 900.0, 60.0, [33], start_s=first[keep - 1][1])
+            assert first[:keep] + rest == first
+
+    def test_memory_holds_only_the_current_span(self) -> None:
+        """Hours of audio: the planner keeps about one span of windows, not the whole profile."""
+        planner = ChunkPlanner(WINDOW, 60.0)
+        for _ in range(10 * 3600):
+            planner.feed([LOUD] * 10)
+            assert len(planner._kept) <= (60.0 + 10.0) / WINDOW + 10
+
+    def test_nonsense_start_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="start_s"):
+            ChunkPlanner(WINDOW, 60.0, start_s=-1.0)
+        with pytest.raises(ValueError, match="duration_s"):
+            ChunkPlanner(WINDOW, 60.0).finish(float("nan"))
+
+
+class TestLengthRefusal:
+    @pytest.mark.parametrize(
+        ("code", "message"),
+        [
+            ("BadRequest.TooLarge", "Payload Too Large."),
+            ("InvalidParameter", "The audio duration 61.20 s exceeds the maximum of 40 s for model 'x'."),
+            ("InvalidParameter", "Audio duration is too long"),
+        ],
+    )
+    def test_size_and_duration_refusals_earn_a_shorter_plan(self, code: str, message: str) -> None:
+        assert refused_for_length(code, message)
+
+    @pytest.mark.parametrize(
+        ("code", "message"),
+        [
+            ("InvalidParameter", "Parameter 'language' value 'xx' is not a supported language code."),
+            ("InvalidParameter.DataInspection", "The media format is not supported."),
+            ("BadRequest.UnsupportedFileFormat", "duration exceeds nothing here, wrong code"),
+        ],
+    )
+    def test_other_refusals_do_not(self, code: str, message: str) -> None:
+        assert not refused_for_length(code, message)

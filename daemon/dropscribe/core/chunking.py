@@ -14,7 +14,8 @@ window ``i`` covering ``[i * window_s, (i + 1) * window_s)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import overload
 
 #: Share of the longest allowed span, at its end, searched for a pause.
 SEARCH_FRACTION = 1.0 / 3.0
@@ -29,6 +30,25 @@ PAUSE_RATIO = 0.5
 
 #: Windows within this factor of the quietest one belong to the same pause.
 RUN_FACTOR = 2.0
+
+#: A file whose chunk was refused for its length is planned once more with chunks this much shorter.
+REPLAN_FACTOR = 0.5
+
+
+def refused_for_length(remote_code: str, message: str) -> bool:
+    """Whether the API refused a chunk for its size or duration: a shorter chunk would be taken.
+
+    A payload over the request limit comes back as ``BadRequest.TooLarge`` (HTTP 413); audio over the
+    model's duration limit as an ``InvalidParameter`` whose message speaks of the duration exceeded.
+    """
+    if remote_code == "BadRequest.TooLarge":
+        return True
+    text = message.lower()
+    return (
+        remote_code.startswith("InvalidParameter")
+        and "duration" in text
+        and any(word in text for word in ("exceed", "too long", "longer than"))
+    )
 
 
 def plan_chunks(
@@ -57,6 +77,91 @@ def plan_chunks(
     Raises:
         ValueError: On a non-positive window or maximum, or a negative duration or minimum.
     """
+    _check(window_s, chunk_max_s, duration_s, min_chunk_s)
+    return _rest(energies, window_s, 0.0, duration_s, chunk_max_s, min_chunk_s)
+
+
+class ChunkPlanner:
+    """The same plan as :func:`plan_chunks`, decided while the energies arrive.
+
+    A cut is decided as soon as the energies reach ``chunk_max_s + min_chunk_s`` past the span's
+    start: by then the file is known to go on beyond the span, so the decision cannot differ from the
+    one made on the whole profile. Only the windows from the current span's start on are kept.
+
+    ``start_s`` continues a plan whose spans up to there are already decided (after a restart); the
+    energies are still fed from the file's beginning, and those before ``start_s`` are dropped.
+    """
+
+    def __init__(
+        self, window_s: float, chunk_max_s: float, *, min_chunk_s: float = 10.0, start_s: float = 0.0
+    ) -> None:
+        _check(window_s, chunk_max_s, 0.0, min_chunk_s)
+        if not start_s >= 0 or not math.isfinite(start_s):
+            raise ValueError(f"start_s must be zero or positive, got {start_s!r}")
+        self.window_s = window_s
+        self.chunk_max_s = chunk_max_s
+        self.min_chunk_s = min_chunk_s
+        self.start_s = start_s
+        self._base = 0  # global index of self._kept[0]
+        self._kept: list[float] = []
+
+    def feed(self, energies: Iterable[float]) -> list[tuple[float, float]]:
+        """Take the next windows; the spans that became certain with them, in order."""
+        self._kept.extend(energies)
+        spans: list[tuple[float, float]] = []
+        while (
+            self._base + len(self._kept)
+        ) * self.window_s > self.start_s + self.chunk_max_s + self.min_chunk_s:
+            seen_s = (self._base + len(self._kept)) * self.window_s
+            view = _Shifted(self._kept, self._base)
+            cut = _choose_cut(view, self.window_s, self.start_s, seen_s, self.chunk_max_s, self.min_chunk_s)
+            spans.append((self.start_s, cut))
+            self.start_s = cut
+            self._drop_before(cut)
+        self._drop_before(self.start_s)
+        return spans
+
+    def finish(self, duration_s: float) -> list[tuple[float, float]]:
+        """The remaining spans once the audio is known to end at ``duration_s``."""
+        if not duration_s >= 0 or not math.isfinite(duration_s):
+            raise ValueError(f"duration_s must be zero or positive, got {duration_s!r}")
+        view = _Shifted(self._kept, self._base)
+        spans = _rest(view, self.window_s, self.start_s, duration_s, self.chunk_max_s, self.min_chunk_s)
+        if spans:
+            self.start_s = spans[-1][1]
+        self._drop_before(self.start_s)
+        return spans
+
+    def _drop_before(self, at_s: float) -> None:
+        first = min(math.floor(at_s / self.window_s), self._base + len(self._kept))
+        if first > self._base:
+            del self._kept[: first - self._base]
+            self._base = first
+
+
+class _Shifted(Sequence[float]):
+    """Windows ``base..`` of a profile whose earlier windows were dropped; earlier ones read as loud."""
+
+    def __init__(self, kept: list[float], base: int) -> None:
+        self._kept = kept
+        self._base = base
+
+    def __len__(self) -> int:
+        return self._base + len(self._kept)
+
+    @overload
+    def __getitem__(self, index: int) -> float: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[float]: ...
+    def __getitem__(self, index: int | slice) -> float | Sequence[float]:
+        if isinstance(index, slice):
+            raise TypeError("slices are not supported")
+        if index < self._base:
+            return math.inf
+        return self._kept[index - self._base]
+
+
+def _check(window_s: float, chunk_max_s: float, duration_s: float, min_chunk_s: float) -> None:
     if not window_s > 0 or not math.isfinite(window_s):
         raise ValueError(f"window_s must be a positive number, got {window_s!r}")
     if not chunk_max_s > 0 or not math.isfinite(chunk_max_s):
@@ -66,8 +171,12 @@ def plan_chunks(
     if not min_chunk_s >= 0:
         raise ValueError(f"min_chunk_s must be zero or positive, got {min_chunk_s!r}")
 
+
+def _rest(
+    energies: Sequence[float], window_s: float, start: float, duration_s: float,
+    chunk_max_s: float, min_chunk_s: float,
+) -> list[tuple[float, float]]:  # fmt: skip
     spans: list[tuple[float, float]] = []
-    start = 0.0
     while duration_s - start > chunk_max_s:
         cut = _choose_cut(energies, window_s, start, duration_s, chunk_max_s, min_chunk_s)
         spans.append((start, cut))

@@ -90,7 +90,8 @@ class Pipeline:
             cap = spec.max_upload_mb
             sync = SyncRecognition(
                 journal=journal, client=spec.client, storage=storage, objects=objects, formats=spec.formats,
-                pool=pool, stopping=stopping, max_upload_bytes=None if cap is None else upload_max_bytes(cap),
+                pool=pool, stopping=stopping, concurrency=max(1, spec.concurrency),
+                max_upload_bytes=None if cap is None else upload_max_bytes(cap),
             )  # fmt: skip
             filetrans = FiletransRecognition(
                 journal=journal, client=spec.client, storage=storage, objects=objects, formats=spec.formats,

@@ -1,7 +1,7 @@
 """Synchronous recognition: a short file in one request, a long one in chunks split at silences.
 
-Chunks are recognized concurrently; each answer is journaled the moment it arrives, so a restart sends
-only the chunks that have none yet.
+Chunks are recognized concurrently while the file is still being split (:mod:`.chunk_stream`); each
+answer is journaled the moment it arrives, so a restart sends only the chunks that have none yet.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from dropscribe.adapters import audio, files
-from dropscribe.core.chunking import plan_chunks
+from dropscribe.adapters import audio
+from dropscribe.core.chunking import REPLAN_FACTOR, refused_for_length
 from dropscribe.core.errors import AccountError, InputRejectedError, RemoteRejectedError, TransientError
 from dropscribe.core.formats import FormatPolicy
 from dropscribe.core.ports.journal import Journal
@@ -23,6 +23,7 @@ from dropscribe.core.recognition import AsrOptions, AsrResult
 from dropscribe.core.result_checks import TRUNCATED_OUTCOME, refusal, truncated_answers, truncation
 from dropscribe.core.results import Piece, answer_from_stored, answer_to_stored
 from dropscribe.logs import get_logger
+from dropscribe.service.chunk_stream import REPLANNED_FILE, REPLANNED_FIRST_INDEX, ChunkFeed, SpanRecord
 from dropscribe.service.crashpoints import crash_point
 from dropscribe.service.format_retry import earns_reencoding, refused_again, staged_whole, takes_as_is
 from dropscribe.service.objects import SourceObjects, Staged
@@ -40,10 +41,11 @@ log = get_logger()
 class SyncRecognition:
     def __init__(
         self, *, journal: Journal, client: Recognizer, storage: Storage, objects: SourceObjects,
-        formats: FormatPolicy, pool: ThreadPoolExecutor, stopping: threading.Event,
+        formats: FormatPolicy, pool: ThreadPoolExecutor, stopping: threading.Event, concurrency: int,
         max_upload_bytes: int | None = None,
     ) -> None:  # fmt: skip
-        """``max_upload_bytes``: the backend's own cap on one upload (sent as bytes, not as a data URL)."""
+        """``concurrency``: the pool's workers; ``max_upload_bytes``: the backend's own cap on one upload
+        (sent as bytes, not as a data URL)."""
         self.journal = journal
         self.max_upload_bytes = max_upload_bytes
         self.client = client
@@ -52,41 +54,65 @@ class SyncRecognition:
         self.formats = formats
         self.pool = pool
         self.stopping = stopping
+        # a few chunks staged ahead of the requests keep every worker busy without filling the disk
+        self.feed = ChunkFeed(pool, stopping, concurrency + 2)
 
     def run(
         self, key: str, sha: str, handle: BinaryIO, probe: audio.Probe, model: str, options: AsrOptions,
         mode: str, chunk_max_s: float, staging: Path,
     ) -> list[Piece]:  # fmt: skip
         """Each piece's answer with where it lies in the source, in order."""
-        spans, staged = self._prepare(handle, probe, chunk_max_s, mode, staging)
+        if mode != "single":
+            return self._split(key, sha, handle, probe, model, options, chunk_max_s, staging)
+        spans, staged = self._prepare_single(handle, probe, staging)
         results = self._run_chunks(key, sha, model, options, spans, staged, handle, probe, staging)
         return [(results[i], spans[i][0], spans[i][1]) for i in range(len(spans))]
 
-    def _prepare(
-        self, handle: BinaryIO, probe: audio.Probe, chunk_max_s: float, mode: str, staging: Path
+    def _split(
+        self, key: str, sha: str, handle: BinaryIO, probe: audio.Probe, model: str, options: AsrOptions,
+        chunk_max_s: float, staging: Path,
+    ) -> list[Piece]:  # fmt: skip
+        """Long audio: chunks cut, sent and answered while the file is still being decoded.
+
+        A chunk refused for its length (size or duration) has the file planned once more with shorter
+        chunks, numbered apart; answers of the first plan are not used then.
+        """
+        done = self.journal.chunk_results(key)
+        encoding = self.formats.chunk_encoding
+
+        def send(index: int, staged: Staged, seconds: float) -> dict[str, Any]:
+            return self._one_chunk(key, sha, index, model, options, staged, handle, probe, seconds, staging)
+
+        replanned = SpanRecord(staging, REPLANNED_FILE)
+        if not replanned.exists():
+            indices, spans, errors = self.feed.run(
+                handle, staging, encoding, chunk_max_s, done, send, SpanRecord(staging)
+            )  # fmt: skip
+            refused = [e for e in errors if isinstance(e, RemoteRejectedError)
+                       and refused_for_length(e.remote_code, e.message)]  # fmt: skip
+            if not refused or len(refused) < len(errors):  # anything else is dealt with first
+                return _pieces(indices, spans, done, errors)
+            log.warning("chunk_too_long_replanning", chunk_max_s=chunk_max_s,
+                        replanned_chunk_max_s=chunk_max_s * REPLAN_FACTOR, remote_code=refused[0].remote_code,
+                        request_id=refused[0].request_id)  # fmt: skip
+            replanned.path.touch()
+        shorter_s = chunk_max_s * REPLAN_FACTOR
+        indices, spans, errors = self.feed.run(
+            handle, staging, encoding, shorter_s, done, send, replanned, REPLANNED_FIRST_INDEX
+        )  # fmt: skip
+        return _pieces(indices, spans, done, errors)
+
+    def _prepare_single(
+        self, handle: BinaryIO, probe: audio.Probe, staging: Path
     ) -> tuple[list[Span], list[Staged | None]]:
-        """Chunks to send; ``None`` means "send the source bytes as they are"."""
-        if mode == "single":
-            # a staged re-encoding means an earlier run decided (or was refused) already: send it again
-            encoded = Staged.whole(staging, self.formats.transcode_to).path.exists()
-            if not encoded and self._as_is(handle, probe):
-                return [(0.0, probe.duration_s)], [None]
-            whole = staged_whole(handle, staging, self.formats)
-            crash_point("after_encode")
-            return [(0.0, probe.duration_s)], [whole]
-        spans_file = staging / "spans.txt"
-        if spans_file.exists():
-            spans = [(float(a), float(b)) for a, b in
-                     (line.split() for line in spans_file.read_text().splitlines())]  # fmt: skip
-        else:
-            energies, duration = audio.measure_energy(handle)
-            spans = plan_chunks(energies, 0.1, duration, chunk_max_s)
-            files.atomic_write(spans_file, "".join(f"{a!r} {b!r}\n" for a, b in spans).encode())
-        chunks = [Staged.chunk(staging, i, self.formats.chunk_encoding) for i in range(len(spans))]
-        if not all(chunk.path.exists() for chunk in chunks):
-            audio.encode_chunks(handle, spans, staging, self.formats.chunk_encoding)
+        """The one request; ``None`` means "send the source bytes as they are"."""
+        # a staged re-encoding means an earlier run decided (or was refused) already: send it again
+        encoded = Staged.whole(staging, self.formats.transcode_to).path.exists()
+        if not encoded and self._as_is(handle, probe):
+            return [(0.0, probe.duration_s)], [None]
+        whole = staged_whole(handle, staging, self.formats)
         crash_point("after_encode")
-        return spans, list(chunks)
+        return [(0.0, probe.duration_s)], [whole]
 
     def _run_chunks(
         self, key: str, sha: str, model: str, options: AsrOptions, spans: list[Span],
@@ -183,6 +209,14 @@ class SyncRecognition:
             self.journal.call_ended(call_id, type(exc).__name__, getattr(exc, "request_id", None))
             raise
         return result, call_id
+
+
+def _pieces(
+    indices: list[int], spans: list[Span], done: dict[int, dict[str, Any]], errors: list[BaseException]
+) -> list[Piece]:
+    if errors:
+        raise _most_severe(errors)
+    return [(answer_from_stored(done[i]), a, b) for i, (a, b) in zip(indices, spans, strict=True)]
 
 
 def _most_severe(errors: list[BaseException]) -> BaseException:

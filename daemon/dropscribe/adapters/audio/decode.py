@@ -63,6 +63,9 @@ class MonoDecoder:
         source_shape: tuple[str, str, int] | None = None
         try:
             for packet in self._container.demux(self._stream):
+                if self._reader.interrupted is not None:
+                    # swallowed by FFmpeg's read callback, which then goes on reading: stop here
+                    raise self._reader.interrupted
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as exc:

@@ -49,7 +49,7 @@ def encode_chunks(
     targets = [out_dir / f"chunk-{index:04d}{encoding.suffix}" for index in range(len(bounds))]
     width = av.AudioFormat(encoding.sample_format).bytes
     written: list[Path] = []
-    writer: _MonoWriter | None = None
+    writer: MonoWriter | None = None
     try:
         with open_input(source) as (container, reader):
             decoder = MonoDecoder(container, audio_stream(container)[0], reader, encoding.sample_format, rate)
@@ -66,7 +66,7 @@ def encode_chunks(
                         offset += min(start - here, size - offset)
                         continue
                     if writer is None:
-                        writer = _MonoWriter(targets[index], encoding)
+                        writer = MonoWriter(targets[index], encoding)
                     take = min(end - here, size - offset)
                     writer.write(view[offset * width : (offset + take) * width])
                     offset += take
@@ -108,7 +108,7 @@ def transcode(source: BinaryIO | Path, out_path: Path, encoding: Encoding | None
     """
     encoding = encoding or format_policy(DASHSCOPE).transcode_to
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    writer = _MonoWriter(out_path, encoding)
+    writer = MonoWriter(out_path, encoding)
     try:
         with open_input(source) as (container, reader):
             stream = audio_stream(container)[0]
@@ -122,7 +122,7 @@ def transcode(source: BinaryIO | Path, out_path: Path, encoding: Encoding | None
     return out_path
 
 
-class _MonoWriter:
+class MonoWriter:
     """One mono audio file of ``encoding``, written under a temporary name and renamed when complete."""
 
     def __init__(self, target: Path, encoding: Encoding) -> None:

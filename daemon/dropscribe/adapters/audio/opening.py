@@ -58,6 +58,9 @@ class GuardedReader:
         self._raw = raw
         self._size = size
         self.failure: OSError | None = None
+        # PyAV's read callback reports what is not an Exception (Ctrl-C) as "ignored" and goes on as if
+        # the file had ended: kept here so the caller raises it instead of finishing a shorter audio
+        self.interrupted: BaseException | None = None
 
     def readable(self) -> bool:
         return True
@@ -70,6 +73,9 @@ class GuardedReader:
             data = self._raw.read(size)
         except OSError as exc:
             self.failure = exc
+            raise
+        except BaseException as exc:
+            self.interrupted = exc
             raise
         return data or b""
 
@@ -91,6 +97,9 @@ class GuardedReader:
             return self._raw.seek(target)
         except OSError as exc:
             self.failure = exc
+            raise
+        except BaseException as exc:
+            self.interrupted = exc
             raise
 
 
@@ -151,6 +160,8 @@ def open_input(source: BinaryIO | Path) -> Iterator[tuple[InputContainer, Guarde
 
 def translate(exc: Exception, reader: GuardedReader, code: str, what: str) -> Exception | None:
     """The service's own error for a failure inside PyAV, without file names; None to re-raise."""
+    if reader.interrupted is not None:
+        raise reader.interrupted
     if reader.failure is not None:
         return ShareUnavailableError(f"cannot read input: {reader.failure.strerror}")
     if isinstance(exc, av.FFmpegError):
@@ -162,7 +173,10 @@ def translate(exc: Exception, reader: GuardedReader, code: str, what: str) -> Ex
 
 
 def raise_read_failure(reader: GuardedReader) -> None:
-    """Raise ``ShareUnavailableError`` if reading failed: FFmpeg may have taken it for the end."""
+    """Raise ``ShareUnavailableError`` if reading failed: FFmpeg may have taken it for the end; an
+    interrupt swallowed on the way is raised again as it was."""
+    if reader.interrupted is not None:
+        raise reader.interrupted
     if reader.failure is not None:
         raise ShareUnavailableError(f"cannot read input: {reader.failure.strerror}")
 
