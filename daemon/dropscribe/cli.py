@@ -188,7 +188,7 @@ def _shown(text: str) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     from dropscribe.adapters.instance import probe
     from dropscribe.adapters.statusfile import read_status
-    from dropscribe.service.compose import journal_present, open_journal
+    from dropscribe.service.journal_opening import journal_present, open_journal
     from dropscribe.service.settings_files import load_settings
 
     settings = load_settings(args.config, dict(os.environ))

@@ -10,17 +10,14 @@ files it took and is closed then. Every command that builds these parts (``run``
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
 
 from dropscribe.adapters.dashscope import DashScopeClient
-from dropscribe.adapters.journal import SqliteJournal
 from dropscribe.adapters.openai_asr import OpenAIRecognizer
 from dropscribe.adapters.ratelimit import Limiter, make_limiter
 from dropscribe.adapters.statusfile import StatusFile
@@ -38,6 +35,7 @@ from dropscribe.logs import configure, get_logger, register_secret
 from dropscribe.service.backend_health import BackendHealth
 from dropscribe.service.budgets import BudgetGate
 from dropscribe.service.content_locks import ContentLocks
+from dropscribe.service.journal_opening import open_journal
 from dropscribe.service.metrics_registry import ServiceMetrics
 from dropscribe.service.notifications import Deliveries, OutboxNotifier
 from dropscribe.service.pipeline import BackendSpec, Pipeline
@@ -176,42 +174,6 @@ def build_backends(
             opened.close()
         raise
     return built
-
-
-def open_journal(settings: Settings, env: Mapping[str, str] | None = None) -> Journal:
-    """The journal the config names: PostgreSQL for ``state.url``, else SQLite at ``state.path``."""
-    state = settings.state
-    if state.url is None:
-        return SqliteJournal(state.path)
-    # only here: a service on SQLite never needs the driver installed
-    from dropscribe.adapters.journal.postgres import PostgresJournal
-
-    register_secret(state.url)
-    in_url = urlsplit(state.url).password
-    if in_url:
-        register_secret(unquote(in_url))
-    password = None
-    if state.password_env is not None:
-        password = (os.environ if env is None else env).get(state.password_env)
-        if not password:
-            raise ConfigError([f"state.password_env: the environment variable {state.password_env} is empty"
-                               " or not set"])  # fmt: skip
-        register_secret(password)
-    return PostgresJournal(state.url, password=password)
-
-
-def journal_present(settings: Settings) -> bool:
-    """Whether there is a journal to read: a database always is; a SQLite file once the service ran."""
-    return settings.state.url is not None or settings.state.path.exists()
-
-
-def journal_label(settings: Settings) -> str:
-    """Where the journal is, for messages: the SQLite file, or the database without user or password."""
-    if settings.state.url is None:
-        return str(settings.state.path)
-    url = urlsplit(settings.state.url)
-    port = f":{url.port}" if url.port else ""
-    return f"{url.scheme}://{url.hostname or 'localhost'}{port}{url.path}"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dropscribe.core.history import Facts, Step, describe, looks_like_sha, timel
 from dropscribe.core.jobs import Job
 from dropscribe.core.naming import sidecar_name
 from dropscribe.core.ports.journal import Journal
-from dropscribe.service.compose import journal_label, journal_present, open_journal
+from dropscribe.service.journal_opening import journal_label, journal_present, open_journal
 
 DONE_SIDECARS = (".txt", ".json", ".srt", ".vtt")
 FAILED_SIDECARS = (".error.json",)

@@ -10,7 +10,7 @@ from pathlib import Path
 from dropscribe.adapters import files
 from dropscribe.config.model import InboxSettings, Settings
 from dropscribe.core.naming import sidecar_name
-from dropscribe.service.compose import journal_present, open_journal
+from dropscribe.service.journal_opening import journal_present, open_journal
 
 
 def _failed_sources(inbox: InboxSettings) -> list[Path]:
