@@ -155,6 +155,7 @@ _WAITING_TEXT = {  # reason -> (with a time, without one)
     "over_budget": ("over budget until {at}", "over budget"),
     "queued": ("queued for a worker", "queued for a worker"),
     "open_for_writing": ("still open for writing, looked at again at {at}", "still open for writing"),
+    "claimed": ("being processed by another process, looked at again at {at}", "claimed by another process"),
     "output_full": (
         "its done/ or failed/ folder is full, tried again at {at}",
         "its done/ or failed/ folder is full; tried again once there is room",
@@ -188,6 +189,9 @@ def _shown(text: str) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     from dropscribe.adapters.instance import probe
     from dropscribe.adapters.statusfile import read_status
+    from dropscribe.core.hosts_view import headline as hosts_headline
+    from dropscribe.core.hosts_view import host_lines
+    from dropscribe.service.hosts_view import read_hosts
     from dropscribe.service.journal_opening import journal_present, open_journal
     from dropscribe.service.settings_files import load_settings
 
@@ -204,6 +208,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         meta = None  # left by an earlier run: the one running now has not reported yet
     journal = open_journal(settings)
     try:
+        hosts = read_hosts(settings, journal)  # None unless the journal is shared (state.url)
         now = time.time()
         counts = journal.counts()
         paused = journal.get_meta("paused")
@@ -212,6 +217,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         at = (meta or {}).get("at")
         report_age_s = round(now - at, 3) if isinstance(at, int | float) else None
         service = {**(meta or {}), **state.as_dict(), "report_age_s": report_age_s}
+        if hosts is not None:  # another host may run it: running means any host is alive
+            service["running"] = service["running"] or hosts["running"]
         jobs = {(j.inbox, j.relpath): j for j in working}
         waiting = []
         for entry in (meta or {}).get("waiting", []) if live is not None else []:
@@ -241,6 +248,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             "usage_seconds_total": journal.usage_seconds_total(),
             "budgets": (meta or {}).get("budgets", []) if live is not None else [],
         }  # fmt: skip
+        if hosts is not None:
+            report["hosts"] = hosts
     finally:
         journal.close()
     if args.json:
@@ -251,7 +260,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     def shown_path(inbox: str, relpath: str) -> str:
         return _shown(relpath if one_inbox else f"{inbox.rstrip('/')}/{relpath}")
 
-    if service["running"]:
+    if hosts is not None:
+        print(f"service: {hosts_headline(hosts)}")
+        print("\n".join(host_lines(hosts, shown=shown_path, clock=_clock)))
+    elif service["running"]:
         said = f"last report {ago(service['report_age_s'])}" if meta else "no report yet"
         print(f"service: running (pid {service['pid']} on {service['host']}), {said}")
     else:

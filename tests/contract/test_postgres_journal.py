@@ -7,16 +7,20 @@ the server down), and the schema version kept in the database.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from dropscribe.adapters.journal.postgres import JournalUnreachableError, PostgresJournal
 from dropscribe.core.errors import JournalVersionError, StateFullError
+from dropscribe.core.ports.claims import Claims
 from dropscribe.core.ports.journal import Journal
+from tests.contract.claims_contract import ClaimsContract, ClaimsJournal, OpenClaims
 from tests.contract.journal_contract import JournalContract, OpenJournal, take
 from tests.support.postgres import PASSWORD, PostgresServer, shared_server
 
 _: type[Journal] = PostgresJournal
+_claims: type[Claims] = PostgresJournal
 
 
 @pytest.fixture
@@ -24,12 +28,21 @@ def server() -> PostgresServer:
     return shared_server()
 
 
-class TestPostgresJournal(JournalContract):
+class TestPostgresJournal(JournalContract, ClaimsContract):
     @pytest.fixture
-    def open_journal(self, server: PostgresServer) -> OpenJournal:
-        url = server.url(server.new_database())
+    def url(self, server: PostgresServer) -> str:
+        return server.url(server.new_database())
 
+    @pytest.fixture
+    def open_journal(self, url: str) -> OpenJournal:
         def opened() -> Journal:
+            return PostgresJournal(url)
+
+        return opened
+
+    @pytest.fixture
+    def open_claims(self, url: str) -> OpenClaims:
+        def opened() -> ClaimsJournal:
             return PostgresJournal(url)
 
         return opened
@@ -139,6 +152,77 @@ def test_journals_opened_at_once_create_the_schema_once(server: PostgresServer) 
     try:
         ids = {take(j, f"{n}.wav").id for n, j in enumerate(journals)}
         assert len(ids) == 4
+    finally:
+        for journal in journals:
+            journal.close()
+
+
+def test_concurrent_claims_of_the_same_files_are_won_exactly_once(server: PostgresServer) -> None:
+    url = server.url(server.new_database())
+    journals = [PostgresJournal(url), PostgresJournal(url)]
+    files = [f"race/{n}.wav" for n in range(200)]
+    start = threading.Barrier(8)
+
+    def contend(worker: int) -> list[str]:
+        journal = journals[worker % 2]
+        start.wait()
+        won = []
+        order = files[worker * 25 :] + files[: worker * 25]  # every file once, each worker its own order
+        for relpath in reversed(order) if worker % 2 else order:
+            if journal.claim("/srv/inbox", relpath, holder=f"worker-{worker}", lease_s=60) is not None:
+                won.append(relpath)
+        return won
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            won = [relpath for winner in pool.map(contend, range(8)) for relpath in winner]
+        assert sorted(won) == sorted(files)  # each file won once, by one worker, re-claims excluded
+        assert len(journals[0].claims()) == 200
+    finally:
+        for journal in journals:
+            journal.close()
+
+
+def test_a_version_1_database_gains_claims_and_keeps_its_jobs(server: PostgresServer) -> None:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from dropscribe.adapters.journal.postgres_schema import MIGRATIONS, found_version, migrate
+
+    db = server.new_database()
+    with psycopg.connect(server.url(db), autocommit=True, row_factory=dict_row) as conn:
+        migrate(conn, db, MIGRATIONS[:1])
+        assert found_version(conn) == 1
+    journal = PostgresJournal(server.url(db))
+    try:
+        job = take(journal, "old.wav")
+        assert journal.claim("/srv/inbox", "old.wav", holder="h1", lease_s=60) is not None
+        assert journal.get(job.id) == job
+    finally:
+        journal.close()
+    assert server.sql("SELECT version FROM journal_version", db=db) == [(MIGRATIONS[-1].version,)]
+
+
+def test_concurrent_slots_and_request_times_are_never_handed_out_twice(server: PostgresServer) -> None:
+    url = server.url(server.new_database())
+    journals = [PostgresJournal(url), PostgresJournal(url)]
+    start = threading.Barrier(8)
+    interval = 10.0  # longer than the whole test: the n-th reservation waits about n intervals
+
+    def contend(worker: int) -> tuple[list[int | None], list[float]]:
+        journal = journals[worker % 2]
+        start.wait()
+        slots = [journal.take_slot("dashscope", 5, holder=f"w{worker}.{n}", lease_s=60) for n in range(4)]
+        waits = [journal.next_request_in("dashscope", interval) for _n in range(4)]
+        return slots, waits
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(contend, range(8)))
+        slots = [slot for taken, _ in results for slot in taken]
+        assert sorted(slot for slot in slots if slot is not None) == [0, 1, 2, 3, 4]
+        waits = [wait for _, waited in results for wait in waited]
+        assert sorted(round(wait / interval) for wait in waits) == list(range(32))
     finally:
         for journal in journals:
             journal.close()

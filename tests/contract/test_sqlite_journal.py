@@ -9,15 +9,26 @@ import pytest
 
 from dropscribe.adapters.journal import SqliteJournal
 from dropscribe.core.errors import StateFullError
+from dropscribe.core.ports.claims import Claims
 from dropscribe.core.ports.journal import Journal
+from tests.contract.claims_contract import ClaimsContract, ClaimsJournal, OpenClaims
 from tests.contract.journal_contract import JournalContract, OpenJournal
 from tests.support.disks import fill, small_tmpfs
 
+_: type[Claims] = SqliteJournal
 
-class TestSqliteJournal(JournalContract):
+
+class TestSqliteJournal(JournalContract, ClaimsContract):
     @pytest.fixture
     def open_journal(self, tmp_path: Path) -> OpenJournal:
         def opened() -> Journal:
+            return SqliteJournal(tmp_path / "state" / "journal.db")
+
+        return opened
+
+    @pytest.fixture
+    def open_claims(self, tmp_path: Path) -> OpenClaims:
+        def opened() -> ClaimsJournal:
             return SqliteJournal(tmp_path / "state" / "journal.db")
 
         return opened

@@ -247,7 +247,7 @@ def test_the_cli_says_why_it_will_not_open_a_newer_journal(tmp_path: Path) -> No
 
 # the step after the newest this release knows
 STEP_2 = Migration(
-    known_version() + 1, "CREATE TABLE hosts (name TEXT PRIMARY KEY);\nINSERT INTO hosts VALUES ('a');\n"
+    known_version() + 1, "CREATE TABLE later (name TEXT PRIMARY KEY);\nINSERT INTO later VALUES ('a');\n"
 )
 
 
@@ -257,7 +257,7 @@ def test_migrations_run_in_order_and_stamp_each_version(tmp_path: Path) -> None:
     db = sqlite3.connect(path, isolation_level=None)
     try:
         assert migrate(db, str(path), (*MIGRATIONS, STEP_2)) == 0
-        assert db.execute("SELECT name FROM hosts").fetchall() == [("a",)]
+        assert db.execute("SELECT name FROM later").fetchall() == [("a",)]
         assert db.execute("SELECT COUNT(*) FROM jobs").fetchone() == (2,)
         assert migrate(db, str(path), (*MIGRATIONS, STEP_2)) == STEP_2.version  # nothing left to do
     finally:
@@ -269,7 +269,7 @@ def test_a_failing_migration_leaves_the_journal_at_the_version_before(tmp_path: 
     path = tmp_path / "journal.db"
     make_journal(path, UNVERSIONED_DDL)
     broken = Migration(
-        known_version() + 1, "CREATE TABLE hosts (name TEXT);\nINSERT INTO no_such_table VALUES (1);\n"
+        known_version() + 1, "CREATE TABLE later (name TEXT);\nINSERT INTO no_such_table VALUES (1);\n"
     )
     db = sqlite3.connect(path, isolation_level=None)
     try:
@@ -279,7 +279,7 @@ def test_a_failing_migration_leaves_the_journal_at_the_version_before(tmp_path: 
     finally:
         db.close()
     assert user_version(path) == known_version()
-    assert "hosts" not in {name for name, _ in schema_of(path)}
+    assert "later" not in {name for name, _ in schema_of(path)}
 
 
 def test_a_version_1_journal_gains_the_outbox_and_keeps_its_jobs(tmp_path: Path) -> None:
@@ -320,6 +320,29 @@ def test_a_version_3_journal_gains_budget_reservations_and_keeps_its_rows(tmp_pa
     finally:
         journal.close()
     assert user_version(path) == known_version() >= 4
+
+
+def test_a_version_4_journal_gains_claims_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    make_journal(path, UNVERSIONED_DDL)
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrate(db, str(path), MIGRATIONS[:4])
+    finally:
+        db.close()
+    assert user_version(path) == 4
+    journal = SqliteJournal(path)
+    try:
+        counts = journal.counts()
+        assert counts  # the rows of the older release
+        first = journal.claim("/srv/inbox", "a.wav", holder="h1", lease_s=60)
+        assert first == 1
+        journal.release_claim(first)
+        assert journal.claim("/srv/inbox", "a.wav", holder="h2", lease_s=60) == 2  # never handed out twice
+        assert journal.counts() == counts
+    finally:
+        journal.close()
+    assert user_version(path) == known_version() >= 5
 
 
 # the decisions, with plain values ---------------------------------------------------------------

@@ -7,6 +7,7 @@ what a finished job or a queue state means in numbers is decided by the service.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
@@ -80,6 +81,15 @@ class Meters:
             "dropscribe_budget_remaining_seconds", "Audio seconds left in a budget.", ["scope", "period"],
             registry=r,
         )  # fmt: skip
+        # samples only with a shared journal (state.url); refreshed from it when scraped
+        self.hosts = Gauge(
+            "dropscribe_hosts", "Processes sharing the journal, by state (alive, silent: not seen within "
+            "a lease, stopped).", ["state"], registry=r,
+        )  # fmt: skip
+        self.claims = Gauge(
+            "dropscribe_claims", "Files whose lease a host holds now, by hostname.", ["host"], registry=r
+        )
+        self._hosts_lock = threading.Lock()
         self._inboxes: set[str] = set()
 
     # events -------------------------------------------------------------------------------------
@@ -127,6 +137,15 @@ class Meters:
         self.budget_remaining.clear()
         for scope, period, seconds in remaining:
             self.budget_remaining.labels(scope=scope, period=period).set(seconds)
+
+    def set_hosts(self, states: Mapping[str, int], claims: Mapping[str, int]) -> None:
+        """Hosts by state, and files claimed by hostname; hostnames no longer listed vanish."""
+        with self._hosts_lock:  # two scrapes at once must not interleave the clear and the sets
+            for state, count in states.items():
+                self.hosts.labels(state=state).set(count)
+            self.claims.clear()
+            for host, files in claims.items():
+                self.claims.labels(host=host).set(files)
 
     # exposition ---------------------------------------------------------------------------------
 

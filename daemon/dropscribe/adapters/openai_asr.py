@@ -95,21 +95,26 @@ class OpenAIRecognizer:
         name = f"audio.{_SUFFIXES.get(mime, 'bin')}"
         with self._slots:
             self._rpm.acquire()
-            if before_send is not None:
-                before_send()
-            started = time.monotonic()
             try:
-                response = self._http.post(
-                    self.base_url + TRANSCRIPTIONS_PATH,
-                    data=form_fields(model, options),
-                    files={"file": (name, data, mime)},
-                )
-            except httpx.TimeoutException as exc:
-                raise AsrUnavailableError(
-                    f"the transcription request timed out ({type(exc).__name__})"
-                ) from None
-            except httpx.TransportError as exc:
-                raise AsrUnavailableError(f"the server could not be reached ({type(exc).__name__})") from None
+                if before_send is not None:
+                    before_send()
+                started = time.monotonic()
+                try:
+                    response = self._http.post(
+                        self.base_url + TRANSCRIPTIONS_PATH,
+                        data=form_fields(model, options),
+                        files={"file": (name, data, mime)},
+                    )
+                except httpx.TimeoutException as exc:
+                    raise AsrUnavailableError(
+                        f"the transcription request timed out ({type(exc).__name__})"
+                    ) from None
+                except httpx.TransportError as exc:
+                    raise AsrUnavailableError(
+                        f"the server could not be reached ({type(exc).__name__})"
+                    ) from None
+            finally:
+                self._rpm.release()
             elapsed = time.monotonic() - started
         if self._on_request is not None:
             self._on_request(elapsed, model)

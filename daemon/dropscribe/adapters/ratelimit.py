@@ -13,13 +13,19 @@ from typing import Any, Protocol
 
 import structlog
 
+from dropscribe.core.ports.claims import Claims
 from dropscribe.core.rate_control import RateController, is_throttle
 
 _log = structlog.get_logger(__name__)
+_SLOT_POLL_S = 0.1  # how often a request waiting for a shared slot asks again
 
 
 class Limiter(Protocol):
     def acquire(self) -> None: ...
+
+    def release(self) -> None:
+        """The request :meth:`acquire` let through has ended, answered or not (same thread)."""
+        ...
 
     def report(
         self, status: int | None, code: str | None, retry_after_s: float | None, sent_at: float
@@ -57,6 +63,9 @@ class RateLimiter:
         wait_s = slot - now
         if wait_s > 0:
             time.sleep(wait_s)
+
+    def release(self) -> None:
+        """A rate holds nothing while a request is out."""
 
     def report(
         self, status: int | None, code: str | None, retry_after_s: float | None, sent_at: float
@@ -96,6 +105,9 @@ class AdaptiveRateLimiter:
                     return
                 self._changed.wait(at - now)
 
+    def release(self) -> None:
+        """A rate holds nothing while a request is out."""
+
     def report(
         self, status: int | None, code: str | None, retry_after_s: float | None, sent_at: float
     ) -> None:
@@ -127,6 +139,59 @@ class AdaptiveRateLimiter:
 
     def __repr__(self) -> str:
         return f"AdaptiveRateLimiter(backend={self._backend!r})"
+
+
+class SharedRateLimiter:
+    """A backend's quota kept by several processes together, through their shared journal.
+
+    Each request reserves the next send time of ``pool`` there (the spacing of :class:`RateLimiter`, on
+    one schedule for all processes instead of one each) and, with ``concurrency``, one of that many
+    slots, held with a lease so that a process that dies mid-request frees its slot by itself.
+    """
+
+    def __init__(
+        self, claims: Claims, pool: str, per_minute: int, *, concurrency: int = 0, holder: str = "",
+        lease_s: float = 60.0,
+    ) -> None:  # fmt: skip
+        if per_minute < 0:
+            raise ValueError(f"per_minute must be >= 0, got {per_minute}")
+        self.per_minute = per_minute
+        self.concurrency = concurrency
+        self._claims = claims
+        self._pool = pool
+        self._holder = holder
+        self._lease_s = lease_s
+        self._interval_s = 60.0 / per_minute if per_minute else 0.0
+        self._mine = threading.local()  # the slot this thread's request holds
+
+    def acquire(self) -> None:
+        if self.concurrency:
+            while (slot := self._claims.take_slot(self._pool, self.concurrency, holder=self._holder,
+                                                  lease_s=self._lease_s)) is None:  # fmt: skip
+                time.sleep(_SLOT_POLL_S)
+            self._mine.slot = slot
+        if self._interval_s:
+            wait_s = self._claims.next_request_in(self._pool, self._interval_s)
+            if wait_s > 0:
+                time.sleep(wait_s)
+
+    def release(self) -> None:
+        slot = getattr(self._mine, "slot", None)
+        if slot is not None:
+            self._mine.slot = None
+            self._claims.free_slot(self._pool, slot, holder=self._holder)
+
+    def report(
+        self, status: int | None, code: str | None, retry_after_s: float | None, sent_at: float
+    ) -> None:
+        """A configured rate learns nothing from answers."""
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"mode": "shared", "requests_per_minute": self.per_minute or None,
+                "concurrency": self.concurrency or None}  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"SharedRateLimiter(pool={self._pool!r}, per_minute={self.per_minute})"
 
 
 def make_limiter(

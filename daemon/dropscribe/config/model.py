@@ -76,6 +76,7 @@ class StateSettings:
     url: str | None = field(default=None, repr=False)
     password_env: str | None = None
     staging: Path | None = None
+    lease_s: float = 60.0  # with ``url``: a claimed file stays this process's this long unrenewed
 
     @property
     def staging_dir(self) -> Path:

@@ -290,6 +290,9 @@ SECTIONS: tuple[Section, ...] = (
             "PGPASSWORD or ~/.pgpass.", None, nullable=True),
         Key("staging", PathKind(), "Folder for re-encoded chunks (local disk). Default: staging "
             "beside state.path.", None, nullable=True),
+        Key("lease_s", Number(minimum=5, maximum=3600), "With state.url: how long a file claimed by "
+            "a process stays its own without a renewal (renewed every third of it); a process that "
+            "dies loses its files to the others after this.", _default(StateSettings, "lease_s")),
     )),
     Section("inboxes", "The watched folders, each with its done/failed folders and rule keys.",
             INBOX_KEYS + RULE_KEYS, is_list=True, required=True),

@@ -133,3 +133,16 @@ class JournalVersionError(DropscribeError):
         self.path = path
         self.found = found
         self.known = known
+
+
+class LeaseLostError(DropscribeError):
+    """Raised when this process's claim on a file expired and may now be another process's.
+
+    Whatever the process was doing for that file stops before its next paid request or final step:
+    the process that holds the claim now finishes the file from the journal.
+    """
+
+    def __init__(self, inbox: str, relpath: str) -> None:
+        super().__init__(f"the claim on {relpath} in {inbox} expired; another process may hold it now")
+        self.inbox = inbox
+        self.relpath = relpath

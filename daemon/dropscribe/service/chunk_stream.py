@@ -10,6 +10,7 @@ the recorded spans and lets the planner derive the rest, which it does exactly a
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -113,7 +114,11 @@ class ChunkFeed:
                     staged.path.unlink(missing_ok=True)  # left by a crash after its answer was stored
                     slots.release()
                     continue
-                future = self.pool.submit(self._send, send, chunk.index, staged, chunk.end_s - chunk.start_s)
+                # the file's lease goes with its chunks, so a lost lease stops their requests too
+                future = self.pool.submit(
+                    contextvars.copy_context().run, self._send, send, chunk.index, staged,
+                    chunk.end_s - chunk.start_s,
+                )  # fmt: skip
                 future.add_done_callback(lambda f: _settled(f, slots, failed))
                 futures[chunk.index] = future
         except Exception as exc:  # noqa: BLE001 - reported with the chunks' errors once they are in

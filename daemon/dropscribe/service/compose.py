@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from dropscribe.adapters.dashscope import DashScopeClient
 from dropscribe.adapters.openai_asr import OpenAIRecognizer
-from dropscribe.adapters.ratelimit import Limiter, make_limiter
+from dropscribe.adapters.ratelimit import Limiter, SharedRateLimiter, make_limiter
 from dropscribe.adapters.statusfile import StatusFile
 from dropscribe.adapters.watcher import Watcher
 from dropscribe.adapters.web_server import WebServer
@@ -27,6 +27,7 @@ from dropscribe.config.model import DEFAULT_BACKEND, DashScopeSettings, OpenAIBa
 from dropscribe.core.budget import BudgetLimit
 from dropscribe.core.errors import ConfigError
 from dropscribe.core.formats import DASHSCOPE, OPENAI, format_policy
+from dropscribe.core.ports.claims import Claims
 from dropscribe.core.ports.clock import Clock
 from dropscribe.core.ports.journal import Journal
 from dropscribe.core.ports.notifier import Notifier
@@ -36,6 +37,7 @@ from dropscribe.service.backend_health import BackendHealth
 from dropscribe.service.budgets import BudgetGate
 from dropscribe.service.content_locks import ContentLocks
 from dropscribe.service.journal_opening import open_journal
+from dropscribe.service.leases import Leases
 from dropscribe.service.metrics_registry import ServiceMetrics
 from dropscribe.service.notifications import Deliveries, OutboxNotifier
 from dropscribe.service.pipeline import BackendSpec, Pipeline
@@ -81,31 +83,44 @@ class LogNotifier:
 
 # One limiter per backend and rate setting for the life of the process: the wirings of a reload share
 # the account's quota while both run, and an ``auto`` rate keeps the limit it found.
-_LIMITERS: dict[tuple[str, str, object, int], Limiter] = {}
+_LIMITERS: dict[tuple[str, str, object, int, int], Limiter] = {}
 _LIMITERS_LOCK = threading.Lock()
 
 
-def shared_limiter(name: str, backend: DashScopeSettings | OpenAIBackendSettings) -> Limiter:
-    """The rate limiter of backend ``name``, kept across reloads while its settings stay the same."""
-    key = (name, backend.base_url, backend.requests_per_minute, backend.max_requests_per_minute)
+def shared_limiter(
+    name: str, backend: DashScopeSettings | OpenAIBackendSettings, leases: Leases | None = None
+) -> Limiter:
+    """The rate limiter of backend ``name``, kept across reloads while its settings stay the same.
+
+    With ``leases`` (several processes on one journal) a configured rate and the concurrency are kept by
+    all of them together; ``auto`` is found by each process on its own.
+    """
+    key = (name, backend.base_url, backend.requests_per_minute, backend.max_requests_per_minute,
+           backend.concurrency)  # fmt: skip
     with _LIMITERS_LOCK:
         limiter = _LIMITERS.get(key)
         if limiter is None:
-            limiter = _LIMITERS[key] = make_limiter(
-                backend.requests_per_minute, backend.max_requests_per_minute, name
-            )
+            if leases is not None and backend.requests_per_minute != "auto":
+                limiter = SharedRateLimiter(
+                    leases.claims, f"{name}:{backend.base_url}", int(backend.requests_per_minute),
+                    concurrency=backend.concurrency, holder=leases.holder, lease_s=leases.lease_s,
+                )  # fmt: skip
+            else:
+                limiter = make_limiter(backend.requests_per_minute, backend.max_requests_per_minute, name)
+            _LIMITERS[key] = limiter
         return limiter
 
 
 def build_client(
-    settings: Settings, env: Mapping[str, str], on_request: Callable[[float, str], None] | None = None
-) -> DashScopeClient:
+    settings: Settings, env: Mapping[str, str], on_request: Callable[[float, str], None] | None = None,
+    leases: Leases | None = None,
+) -> DashScopeClient:  # fmt: skip
     key = resolve_api_key(settings.dashscope, env)
     register_secret(key)
     ds = settings.dashscope
     client = DashScopeClient(
         ds.base_url, key, timeout_s=ds.timeout_s, concurrency=ds.concurrency, on_request=on_request,
-        limiter=shared_limiter(DEFAULT_BACKEND, ds),
+        limiter=shared_limiter(DEFAULT_BACKEND, ds, leases),
     )  # fmt: skip
     RATES.track(DEFAULT_BACKEND, client.rate_status)
     return client
@@ -139,8 +154,9 @@ def openai_key(name: str, backend: OpenAIBackendSettings, env: Mapping[str, str]
 
 
 def build_backends(
-    settings: Settings, env: Mapping[str, str], timer: RequestTimer | None = None
-) -> dict[str, tuple[BackendSpec, Closeable]]:
+    settings: Settings, env: Mapping[str, str], timer: RequestTimer | None = None,
+    leases: Leases | None = None,
+) -> dict[str, tuple[BackendSpec, Closeable]]:  # fmt: skip
     """A client per configured backend besides ``dashscope``, with what the pipeline needs of it."""
     built: dict[str, tuple[BackendSpec, Closeable]] = {}
     try:
@@ -150,7 +166,7 @@ def build_backends(
                 openai = OpenAIRecognizer(
                     backend.base_url, openai_key(name, backend, env), timeout_s=backend.timeout_s,
                     concurrency=backend.concurrency, on_request=on_request,
-                    limiter=shared_limiter(name, backend),
+                    limiter=shared_limiter(name, backend, leases),
                 )  # fmt: skip
                 RATES.track(name, openai.rate_status)
                 spec = BackendSpec(openai, format_policy(OPENAI), backend.concurrency, model=backend.model,
@@ -162,7 +178,7 @@ def build_backends(
                 client = DashScopeClient(
                     backend.base_url, key, timeout_s=backend.timeout_s, concurrency=backend.concurrency,
                     on_request=on_request,
-                    limiter=shared_limiter(name, backend),
+                    limiter=shared_limiter(name, backend, leases),
                 )  # fmt: skip
                 RATES.track(name, client.rate_status)
                 built[name] = (
@@ -218,15 +234,16 @@ def wire(
     timer: RequestTimer | None = None,
     health: BackendHealth | None = None,
     budget: BudgetGate | None = None,
+    leases: Leases | None = None,
 ) -> Wiring:
     """Clients, store, pipeline and (``with_scanners``) the inboxes' scanners for ``settings``.
 
     ``timer`` gives the other backends their latency observers. Raises ConfigError when an API key
     is missing, before anything was built.
     """
-    client = build_client(settings, env, on_request)
+    client = build_client(settings, env, on_request, leases)
     try:
-        others = build_backends(settings, env, timer)
+        others = build_backends(settings, env, timer, leases)
     except BaseException:
         client.close()
         raise
@@ -243,6 +260,7 @@ def wire(
         staging_dir=settings.state.staging_dir, concurrency=settings.dashscope.concurrency,
         stopping=stopping, content_locks=content_locks,
         backends={name: spec for name, (spec, _opened) in others.items()}, health=health, budget=budget,
+        leases=leases,
     )  # fmt: skip
     if health is not None:  # lives as long as the process: what a backend did outlasts a reload
         health.probe_s = settings.dashscope.pause_probe_s
@@ -278,6 +296,7 @@ class Graph:
     # every budget a file was checked against, by scope, for status and metrics (rule files' included)
     budgets_seen: dict[str, BudgetLimit] = field(default_factory=dict)
     health: BackendHealth | None = None  # each backend's failures and pauses; made with the clock
+    leases: Leases | None = None  # several processes on one journal (state.url): this one's claims
 
     def load_settings(self) -> Settings:
         """The config as it reads now (a reload); the composed settings when there is no file."""
@@ -291,7 +310,7 @@ class Graph:
             settings, self.env, journal=self.journal, stopping=self.stopping,
             content_locks=self.content_locks, on_rule_event=self.rule_event, previous=previous,
             on_request=self.meters.request_timer("dashscope"), timer=self.meters.request_timer,
-            health=self.health, budget=self.budget_gate(settings),
+            health=self.health, budget=self.budget_gate(settings), leases=self.leases,
         )  # fmt: skip
 
     def rule_event(self, event: RuleFileEvent) -> None:
@@ -336,12 +355,15 @@ def compose(
         journal.close()
         raise
     clock = clock or SystemClock()
+    leases = None
+    if settings.state.url is not None:  # a PostgreSQL journal keeps the claims too
+        leases = Leases(cast(Claims, journal), lease_s=settings.state.lease_s)
     return Graph(
         settings=settings, env=env, config_path=config_path, journal=journal,
         status_file=StatusFile(settings.state.path), watcher=Watcher(), web=web, web_token=web_token,
-        clock=clock, content_locks=ContentLocks(), stopping=threading.Event(),
+        clock=clock, content_locks=ContentLocks(leases), stopping=threading.Event(),
         notifier=notifier or outbox_notifier(settings, journal, deliveries), deliveries=deliveries,
-        health=BackendHealth(clock, settings.dashscope.pause_probe_s),
+        health=BackendHealth(clock, settings.dashscope.pause_probe_s), leases=leases,
     )  # fmt: skip
 
 

@@ -1,10 +1,20 @@
-"""Same bytes under two names are recognized once: the second waits for the first and reuses its answer."""
+"""Same bytes under two names are recognized once: the second waits for the first and reuses its answer.
+
+With several processes on one journal the same holds across them: the lock is also a claim on the
+result key (``CONTENT_INBOX`` stands in for an inbox there), held with a lease like a file's.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from dropscribe.service.leases import Leases, check_lease
+
+CONTENT_INBOX = ""  # the claims of result keys; no inbox has an empty path
+_CLAIM_POLL_S = 0.5
 
 
 class ContentLocks:
@@ -14,7 +24,8 @@ class ContentLocks:
     one still finishes its files); entries go with their last user, since the service runs for months.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, leases: Leases | None = None) -> None:
+        self.leases = leases
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
         self._guard = threading.Lock()
 
@@ -25,7 +36,11 @@ class ContentLocks:
             self._locks[key] = (lock, users + 1)
         try:
             with lock:
-                yield
+                if self.leases is None:
+                    yield
+                else:
+                    with self._claimed(self.leases, key):
+                        yield
         finally:
             with self._guard:
                 lock, users = self._locks[key]
@@ -36,3 +51,15 @@ class ContentLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+    @staticmethod
+    @contextmanager
+    def _claimed(leases: Leases, key: str) -> Iterator[None]:
+        """Wait until no other process recognizes these bytes; its answer is in the journal then."""
+        while (lease := leases.claim(CONTENT_INBOX, key)) is None:
+            check_lease()  # the file this thread works on must still be ours while it waits
+            time.sleep(_CLAIM_POLL_S)
+        try:
+            yield
+        finally:
+            leases.release(lease)

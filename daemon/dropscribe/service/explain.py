@@ -19,9 +19,11 @@ from dropscribe.adapters.instance import probe
 from dropscribe.adapters.statusfile import read_status
 from dropscribe.config.model import InboxSettings, Settings
 from dropscribe.core.history import Facts, Step, describe, looks_like_sha, timeline
+from dropscribe.core.hosts_view import claim_of, claim_text
 from dropscribe.core.jobs import Job
 from dropscribe.core.naming import sidecar_name
 from dropscribe.core.ports.journal import Journal
+from dropscribe.service.hosts_view import read_hosts
 from dropscribe.service.journal_opening import journal_label, journal_present, open_journal
 
 DONE_SIDECARS = (".txt", ".json", ".srt", ".vtt")
@@ -49,6 +51,9 @@ def explain(settings: Settings, query: str, cwd: Path) -> dict[str, Any]:
     service, waiting = _service_state(settings.state.path)
     journal = open_journal(settings)
     try:
+        hosts = read_hosts(settings, journal)
+        if hosts is not None:  # a shared journal: "running" means any host is alive, not only this one
+            service = {**service, "running": bool(service.get("running")) or hosts["running"], "hosts": hosts}
         path = Path(os.path.abspath(cwd / query))
         targets, found_by = _by_path(journal, settings, path), "path"
         if not targets and looks_like_sha(query) and not os.path.lexists(path):
@@ -165,9 +170,11 @@ def _file(
         state = "not_taken"
     else:
         state = newest.state
+    hosts = service.get("hosts")
+    claim = claim_of(hosts, target.inbox, target.relpath) if hosts else None
     return {"inbox": target.inbox, "relpath": target.relpath, "state": state,
             "waiting": waits and {"reason": waits.get("reason"), "until": waits.get("until")},
-            "in_inbox": in_inbox, "jobs": histories}  # fmt: skip
+            "in_inbox": in_inbox, "claim": claim, "jobs": histories}  # fmt: skip
 
 
 def _job(journal: Journal, job: Job, inbox: InboxSettings | None) -> dict[str, Any]:
@@ -256,6 +263,9 @@ def _now(
 ) -> str:  # fmt: skip
     state = entry["state"]
     jobs = entry["jobs"]
+    claim = entry.get("claim")
+    if claim and state not in ("done", "failed"):  # held by a host (maybe another one), or its lease ran out
+        return claim_text(claim)
     if state == "waiting":
         return f"waiting in its inbox: {why(entry['waiting'])}"
     if state == "in_progress":

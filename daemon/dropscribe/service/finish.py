@@ -31,6 +31,7 @@ from dropscribe.core.ports.journal import Journal
 from dropscribe.core.ruleset import EffectiveRules
 from dropscribe.logs import get_logger
 from dropscribe.service.crashpoints import crash_point
+from dropscribe.service.leases import confirm_lease, lease_token
 from dropscribe.service.objects import SourceObjects
 from dropscribe.service.outcomes import ChangedError, GoneError, Outcome
 
@@ -74,7 +75,8 @@ class Finisher:
         for _attempt in range(3):
             if job.final_name is None:
                 final_name = files.choose_free_name(target_dir, rel.name)
-                self.journal.decide(job.id, outcome=outcome, final_name=final_name, error=error)
+                self.journal.decide(job.id, outcome=outcome, final_name=final_name, error=error,
+                                    token=lease_token())  # fmt: skip
                 job = self.journal.get(job.id)
                 crash_point("after_decide")
             assert job.final_name is not None
@@ -106,19 +108,23 @@ class Finisher:
             sidecars = {".error.json": self._error_document(job, target)}
         written = [target_dir / sidecar_name(job.final_name, suffix) for suffix in sidecars]
         mode, group = _sidecar_mode(inbox, target if moved else source)
+        confirm_lease()  # several processes: only the one holding the file's claim writes for it
         try:
             for path, body in zip(written, sidecars.values(), strict=True):
                 files.atomic_write(path, body, mode=mode, group=group)
                 crash_point("mid_sidecars")
             crash_point("after_sidecars")
             if not moved:
+                confirm_lease()
                 self._verify_unchanged(job, source, written=written)
                 files.move_no_clobber(source, target, after_copy=lambda: crash_point("mid_move"))
         except FileExistsError:
             _remove(written)
             raise
         except FileNotFoundError as exc:
-            # the source went away while its sidecars were written: no transcript without its recording
+            # the source went away while its sidecars were written: no transcript without its recording;
+            # unless a process that took the file over moved it, and the sidecars are now its own
+            confirm_lease()
             _remove(written)
             raise GoneError() from exc
         except OSError as exc:
@@ -131,7 +137,7 @@ class Finisher:
         # objects go before the job is marked finished: a crash in between repeats an idempotent
         # delete, where the other order would leave them in the bucket for good
         self.objects.remove_all(job.sha256 or "")
-        self.journal.finish(job.id, final_identity=_identity_of(target))
+        self.journal.finish(job.id, final_identity=_identity_of(target), token=lease_token())
         crash_point("after_finish")
         log.info("job_done" if outcome == "done" else "job_failed", job_id=job.id, relpath=job.relpath,
                  final=str(target), code=(error or {}).get("code"))  # fmt: skip
@@ -141,6 +147,7 @@ class Finisher:
         try:
             st = os.lstat(source)
         except FileNotFoundError as exc:
+            confirm_lease()  # moved by a process that took the file over? then what is written is its own
             _remove(written or [])
             raise GoneError() from exc
         if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != (job.dev, job.ino, job.size, job.mtime_ns):

@@ -18,6 +18,7 @@ from dropscribe.core.errors import (
     TransientError,
     TruncatedAnswerError,
 )
+from dropscribe.core.hosts_view import HOST_STATES, claims_per_host
 from dropscribe.core.jobs import Job
 
 DEFAULT_BACKEND = "dashscope"
@@ -76,6 +77,11 @@ class ServiceMetrics:
             self.meters.request_done(backend, model, seconds)
 
         return on_request
+
+    def hosts_seen(self, view: Mapping[str, Any]) -> None:
+        """``dropscribe_hosts`` and ``dropscribe_claims`` from a view of :mod:`dropscribe.core.hosts_view`."""
+        counts = view.get("counts") or {}
+        self.meters.set_hosts({s: int(counts.get(s, 0)) for s in HOST_STATES}, claims_per_host(view))
 
     def exposition(self) -> tuple[bytes, str]:
         return self.meters.exposition()

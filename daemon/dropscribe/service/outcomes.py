@@ -6,6 +6,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from dropscribe.service.leases import check_lease
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -45,7 +47,27 @@ class IncompleteError(Exception):
         self.wait_s = wait_s
 
 
+class ClaimedElsewhereError(Exception):
+    """Another process holds the file's claim: looked at again after ``wait_s``, in case that one dies."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__("claimed by another process")
+        self.wait_s = wait_s
+
+
+class RetryLaterError(Exception):
+    """The journal puts the file's next try ``wait_s`` ahead (another process deferred it)."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__("deferred")
+        self.wait_s = wait_s
+
+
 def park_if_stopping(stopping: threading.Event) -> None:
-    """Called right before anything is sent: once the service stops, nothing new goes out."""
+    """Called right before anything is sent: nothing new goes out once the service stops.
+
+    Nor once the file's claim is lost (several processes on one journal): the file is another's then.
+    """
     if stopping.is_set():
         raise ParkedError()
+    check_lease()

@@ -30,8 +30,9 @@ from dropscribe.service.budgets import BudgetGate
 from dropscribe.service.content_locks import ContentLocks
 from dropscribe.service.filetrans_task import FiletransRecognition
 from dropscribe.service.finish import Finisher
+from dropscribe.service.leases import Leases, holding
 from dropscribe.service.objects import SourceObjects
-from dropscribe.service.outcomes import Outcome
+from dropscribe.service.outcomes import ClaimedElsewhereError, Outcome, RetryLaterError
 from dropscribe.service.recognize import Backend, Recognition
 from dropscribe.service.sync_requests import SyncRecognition
 from dropscribe.service.take import Taker
@@ -64,12 +65,15 @@ class Pipeline:
         backends: Mapping[str, BackendSpec] | None = None,
         health: BackendHealth | None = None,
         budget: BudgetGate | None = None,
+        leases: Leases | None = None,
     ) -> None:
         """``client`` is the ``dashscope`` backend; ``backends`` are the others, by name.
 
-        ``health`` (what each backend did lately) enables failover; ``budget`` caps paid audio.
+        ``health`` (what each backend did lately) enables failover; ``budget`` caps paid audio;
+        ``leases`` (several processes on one journal) has each file claimed before it is touched.
         """
         self.journal = journal
+        self.leases = leases
         self.client = client
         self.storage = storage
         self.staging_dir = staging_dir
@@ -119,7 +123,21 @@ class Pipeline:
         unfinished-looking file has been quiet is measured on the service's clock, never by comparing
         the share's mtime with local time (a NAS clock may lag by minutes).
         """
-        return self._taker.take(inbox, relpath, rules, time.monotonic() if changed_at is None else changed_at)
+        changed = time.monotonic() if changed_at is None else changed_at
+        if self.leases is None:
+            return self._taker.take(inbox, relpath, rules, changed)
+        lease = self.leases.claim(str(inbox.path), relpath)
+        if lease is None:  # another process works on it; looked at again in case that one dies
+            raise ClaimedElsewhereError(self.leases.lease_s / 2)
+        try:
+            with holding(lease):
+                active = self.journal.active_job(str(inbox.path), relpath)
+                due_in_s = 0.0 if active is None else active.next_attempt_at - time.time()
+                if due_in_s > 0:  # another process put it off after a failure: its backoff holds here too
+                    raise RetryLaterError(due_in_s)
+                return self._taker.take(inbox, relpath, rules, changed)
+        finally:
+            self.leases.release(lease)
 
     def recognize_open(self, handle: BinaryIO, rules: EffectiveRules) -> dict[str, Any]:
         """The recognition part of a take, for one-shot use: no job, no sidecars, no move."""

@@ -102,6 +102,8 @@ class Service:
     # the loop -----------------------------------------------------------------------------------
 
     def run(self) -> int:
+        if self.graph.leases is not None:
+            self.graph.leases.start()
         try:
             self._recover()
         except StateFullError as exc:
@@ -183,6 +185,8 @@ class Service:
         for wiring in [*self._retired, self.wiring]:
             wiring.close()
         self._retired = []
+        if self.graph.leases is not None:
+            self.graph.leases.stop()
         self.graph.close()
         log.info("service_stopped")
         return 0
@@ -221,7 +225,8 @@ class Service:
         # before any worker starts, so a job finished from here on is told once, by its settle
         self._tell_lost_file_events(by_path)
         jobs = self.journal.jobs_in("working", "finishing")
-        self.graph.budget_gate(self.settings).reconcile()  # before any worker reserves again
+        if self.graph.leases is None:  # other processes' reservations are theirs to settle
+            self.graph.budget_gate(self.settings).reconcile()  # before any worker reserves again
         paused = self.journal.get_meta("paused")
         self.recovered = True
         now, wall = self.clock.monotonic(), self.clock.time()

@@ -18,6 +18,7 @@ from dropscribe.core.dispatch import Key, output_probe_s
 from dropscribe.core.errors import (
     AccountError,
     InputRejectedError,
+    LeaseLostError,
     OutputFullError,
     ShareUnavailableError,
     StateFullError,
@@ -29,13 +30,22 @@ from dropscribe.core.ports.notifier import Notifier
 from dropscribe.logs import get_logger
 from dropscribe.service.metrics_registry import ServiceMetrics
 from dropscribe.service.notifications import file_event
-from dropscribe.service.outcomes import BusyError, ChangedError, GoneError, IncompleteError, ParkedError
+from dropscribe.service.outcomes import (
+    BusyError,
+    ChangedError,
+    ClaimedElsewhereError,
+    GoneError,
+    IncompleteError,
+    ParkedError,
+    RetryLaterError,
+)
 from dropscribe.service.queue_state import QueueState, Running
 from dropscribe.service.reopen import FinishedFiles
 from dropscribe.service.scanner import InboxScanner
 
 log = get_logger()
 FULL_PROBE_S = 5.0  # a full journal disk is tried again this often
+LEASE_LOST_WAIT_S = 5.0  # a file whose claim this process lost: by then another process holds it
 
 
 class Settler:
@@ -70,6 +80,16 @@ class Settler:
         except BusyError as exc:
             st.not_before[key] = self.clock.monotonic() + exc.wait_s
             st.waiting[key] = ("open_for_writing", self.clock.time() + exc.wait_s)
+            return
+        except (ClaimedElsewhereError, LeaseLostError) as exc:
+            # the other process finishes it; looked at again in case it dies before that
+            wait_s = exc.wait_s if isinstance(exc, ClaimedElsewhereError) else LEASE_LOST_WAIT_S
+            st.not_before[key] = self.clock.monotonic() + wait_s
+            st.waiting[key] = ("claimed", self.clock.time() + wait_s)
+            return
+        except RetryLaterError as exc:
+            st.not_before[key] = self.clock.monotonic() + exc.wait_s
+            st.waiting[key] = ("retry", self.clock.time() + exc.wait_s)
             return
         except ChangedError:
             log.info("source_changed", inbox=str(inbox.path), relpath=relpath,

@@ -6,6 +6,7 @@ answer is journaled the moment it arrives, so a restart sends only the chunks th
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -123,8 +124,8 @@ class SyncRecognition:
         for i in (i for i in range(len(spans)) if i not in done):
             park_if_stopping(self.stopping)
             futures[i] = self.pool.submit(
-                self._one_chunk, key, sha, i, model, options, staged[i], handle, probe,
-                spans[i][1] - spans[i][0], staging,
+                contextvars.copy_context().run, self._one_chunk, key, sha, i, model, options, staged[i],
+                handle, probe, spans[i][1] - spans[i][0], staging,
             )  # fmt: skip
         errors: list[BaseException] = []
         for i, future in futures.items():

@@ -7,10 +7,20 @@ error messages) goes through :func:`html.escape`, so a file named like markup sh
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from html import escape
+from typing import Any
 
-from dropscribe.core.status_view import BudgetLine, FinishedLine, InboxLine, InFlightLine, StatusView
+from dropscribe.core.status_view import (
+    BudgetLine,
+    FinishedLine,
+    InboxLine,
+    InFlightLine,
+    StatusView,
+    ago,
+    elapsed,
+)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:1rem;
@@ -29,6 +39,9 @@ ul.cards{list-style:none;margin:0;padding:0;display:grid;gap:.5rem}
 .muted{color:#5b6570;font-size:.9rem;word-break:break-all}
 .billed{display:flex;gap:1rem;flex-wrap:wrap}
 .billed div{background:#fff;padding:.6rem .8rem;border-radius:.4rem}
+table{border-collapse:collapse;width:100%;background:#fff;border-radius:.4rem}
+th,td{text-align:left;padding:.4rem .6rem;vertical-align:top;border-bottom:1px solid #e4e7eb}
+td ul{margin:0;padding-left:1rem}
 """
 
 
@@ -81,7 +94,50 @@ def _budget_card(line: BudgetLine) -> str:
             f'<div class="muted">resets {escape(line.resets)}</div>')  # fmt: skip
 
 
-def render_page(view: StatusView, title: str = "dropscribe") -> str:
+def _utc(at: object) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at)) if isinstance(at, int | float) else ""
+
+
+def _hosts_section(hosts: Mapping[str, Any]) -> list[str]:
+    """Every process sharing the journal (``state.url``), the files each holds, and expired claims."""
+    rows = []
+    for host in hosts.get("hosts") or ():
+        state = str(host.get("state"))
+        held = "".join(
+            f'<li>{escape(str(f.get("relpath")))} <span class="muted">({escape(str(f.get("inbox")))}; '
+            f"lease {escape(elapsed(float(f.get('expires_in_s') or 0.0)))} left)</span></li>"
+            for f in host.get("files") or ()
+        )
+        rows.append(
+            f'<tr class="host-{escape(state)}"><td class="name">{escape(str(host.get("hostname")))}</td>'
+            f"<td>{escape(str(host.get('pid')))}</td>"
+            f"<td>{_span(state, '' if state != 'silent' else 'bad')}</td>"
+            f"<td>{escape(_utc(host.get('started_at')))}</td>"
+            f"<td>{escape(ago(float(host.get('seen_ago_s') or 0.0)))}</td>"
+            f"<td>{f'<ul>{held}</ul>' if held else '—'}</td></tr>"
+        )
+    parts = ["<h2>Hosts</h2>"]
+    if hosts.get("problem"):
+        parts.append(f'<p class="bad">{escape(str(hosts["problem"]))}</p>')
+    if rows:
+        parts.append('<table id="hosts"><thead><tr><th>Host</th><th>PID</th><th>State</th><th>Up since</th>'
+                     "<th>Last seen</th><th>Files held</th></tr></thead><tbody>" + "".join(rows)
+                     + "</tbody></table>")  # fmt: skip
+    else:
+        parts.append('<p class="muted">No host seen in the last 24 h.</p>')
+    expired = [
+        f'<div class="name">{escape(str(e.get("relpath")))}</div><div class="bad">lease of '
+        f"{escape(str(e.get('hostname')))} (pid {escape(str(e.get('pid')))}) expired "
+        f"{escape(ago(float(e.get('expired_s') or 0.0)))}; waits to be taken over</div>"
+        f'<div class="muted">{escape(str(e.get("inbox")))}</div>'
+        for e in hosts.get("expired") or ()
+    ]
+    if expired:
+        parts += ["<h3>Expired leases</h3>", _cards(expired, "")]
+    return parts
+
+
+def render_page(view: StatusView, title: str = "dropscribe", hosts: Mapping[str, Any] | None = None) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -104,6 +160,7 @@ def render_page(view: StatusView, title: str = "dropscribe") -> str:
         f'<div>This month: <strong id="billed-month">{month}</strong></div></div>',
         *(["<h2>Budgets</h2>", _cards((_budget_card(line) for line in view.budgets), "")]
           if view.budgets else []),
+        *(_hosts_section(hosts) if hosts is not None else []),
         "<h2>Inboxes</h2>",
         _cards((_inbox_card(line) for line in view.inboxes), "No inbox has been scanned yet."),
         "<h2>In flight</h2>",

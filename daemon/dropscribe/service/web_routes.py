@@ -15,6 +15,7 @@ from dropscribe.core.ports.clock import Clock
 from dropscribe.core.ports.journal import Journal
 from dropscribe.core.status_view import build_view
 from dropscribe.logs import get_logger, register_secret
+from dropscribe.service.hosts_view import read_hosts
 from dropscribe.service.metrics_registry import ServiceMetrics
 from dropscribe.service.status_report import status_document
 from dropscribe.service.web_page import render_page
@@ -95,10 +96,24 @@ def make_routes(
     """The listener's routes over the running service (each called on a request thread)."""
 
     def status() -> dict[str, Any]:
-        return status_document(journal, live(), settings().state.staging_dir, clock.time())
+        current = settings()
+        document = status_document(journal, live(), current.state.staging_dir, clock.time())
+        hosts = read_hosts(current, journal)
+        if hosts is not None:  # a shared journal: every host, and the files each one holds
+            document["hosts"] = hosts
+        return document
 
     def page() -> str:
-        return render_page(build_view(status(), clock.time(), refresh_s=REFRESH_S))
+        document = status()
+        return render_page(
+            build_view(document, clock.time(), refresh_s=REFRESH_S), hosts=document.get("hosts")
+        )
+
+    def scraped() -> tuple[bytes, str]:
+        hosts = read_hosts(settings(), journal)
+        if hosts is not None and "problem" not in hosts:  # unread, the last known counts stay
+            metrics.hosts_seen(hosts)
+        return metrics.exposition()
 
     def retry(body: Mapping[str, Any]) -> dict[str, Any]:
         paths = retry_request(body)
@@ -107,6 +122,4 @@ def make_routes(
         return {"moved": [{"from": str(a), "to": str(b)} for a, b in moved], "problems": problems,
                 "ok": not problems}  # fmt: skip
 
-    return Routes(
-        page=page, status=status, metrics=metrics.exposition, health=health, retry=retry, token=token
-    )
+    return Routes(page=page, status=status, metrics=scraped, health=health, retry=retry, token=token)

@@ -101,15 +101,19 @@ class ApiConnection:
         with self._slots:
             if limiter is not None:
                 limiter.acquire()
-            if before_send is not None:
-                before_send()
-            started = time.monotonic()
             try:
-                with map_transport_errors(what, transient):
-                    response = self._http.send(request, auth=self._auth)
+                if before_send is not None:
+                    before_send()
+                started = time.monotonic()
+                try:
+                    with map_transport_errors(what, transient):
+                        response = self._http.send(request, auth=self._auth)
+                finally:
+                    if on_elapsed is not None:
+                        on_elapsed(time.monotonic() - started)
             finally:
-                if on_elapsed is not None:
-                    on_elapsed(time.monotonic() - started)
+                if limiter is not None:
+                    limiter.release()
         failure, payload = read_answer(response, result_key, self._api_key)
         if limiter is not None:  # the answer tells an ``auto`` rate what the quota is
             limiter.report(response.status_code, failure.code if failure else None,

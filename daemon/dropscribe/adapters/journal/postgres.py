@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+from dropscribe.adapters.journal.postgres_claims import FENCE, PgClaimsMixin
 from dropscribe.adapters.journal.postgres_connections import Connection, Connections, JournalUnreachableError
 from dropscribe.adapters.journal.postgres_outbox import PgBudgetsMixin, PgOutboxMixin
 from dropscribe.adapters.journal.postgres_paid import PgHistoryMixin, PgPaidWorkMixin
@@ -30,7 +31,7 @@ from dropscribe.core.jobs import Job
 _ACTIVE = "state IN ('working','finishing')"
 
 
-class PostgresJournal(PgPaidWorkMixin, PgHistoryMixin, PgOutboxMixin, PgBudgetsMixin):
+class PostgresJournal(PgPaidWorkMixin, PgHistoryMixin, PgOutboxMixin, PgBudgetsMixin, PgClaimsMixin):
     """Thread-safe; while the database cannot be reached every call raises ``JournalUnreachableError``.
 
     Opening never fails because the database is down (the first call does, and the schema is checked
@@ -42,6 +43,7 @@ class PostgresJournal(PgPaidWorkMixin, PgHistoryMixin, PgOutboxMixin, PgBudgetsM
         self.where = self._connections.where
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._slot_pools = set()
         with suppress(JournalUnreachableError):
             self._ensure_ready()
 
@@ -131,22 +133,29 @@ class PostgresJournal(PgPaidWorkMixin, PgHistoryMixin, PgOutboxMixin, PgBudgetsM
         )
 
     def decide(
-        self, job_id: int, *, outcome: str, final_name: str, error: dict[str, Any] | None = None
-    ) -> None:
-        self._write(
+        self, job_id: int, *, outcome: str, final_name: str, error: dict[str, Any] | None = None,
+        token: int | None = None,
+    ) -> None:  # fmt: skip
+        self._fenced(
             "UPDATE jobs SET state='finishing', outcome=%s, final_name=%s, error_json=%s, updated_at=%s"
             " WHERE id=%s",
             (outcome, _path_value(final_name), json.dumps(error) if error else None, time.time(), job_id),
-        )
+            job_id, token,
+        )  # fmt: skip
 
-    def finish(self, job_id: int, final_identity: dict[str, int] | None = None) -> None:
+    def finish(
+        self, job_id: int, final_identity: dict[str, int] | None = None, *, token: int | None = None
+    ) -> None:
         now = time.time()
         if final_identity is None:  # meta stays as it is: one statement
-            self._write(
-                "UPDATE jobs SET state=outcome, finished_at=%s, updated_at=%s WHERE id=%s", (now, now, job_id)
-            )
+            self._fenced(
+                "UPDATE jobs SET state=outcome, finished_at=%s, updated_at=%s WHERE id=%s",
+                (now, now, job_id), job_id, token,
+            )  # fmt: skip
             return
         with self._tx() as db:
+            if token is not None:
+                self._fence_in(db, job_id, token)
             row = db.execute("SELECT meta_json FROM jobs WHERE id=%s FOR UPDATE", (job_id,)).fetchone()
             meta = json.loads(row["meta_json"]) if row and row["meta_json"] else {}
             meta["final_identity"] = final_identity
@@ -154,6 +163,13 @@ class PostgresJournal(PgPaidWorkMixin, PgHistoryMixin, PgOutboxMixin, PgBudgetsM
                 "UPDATE jobs SET state=outcome, meta_json=%s, finished_at=%s, updated_at=%s WHERE id=%s",
                 (json.dumps(meta), now, now, job_id),
             )
+
+    def _fenced(self, sql: str, args: tuple[Any, ...], job_id: int, token: int | None) -> None:
+        """``sql`` (an UPDATE of the job), run only while ``token``'s claim runs, in the same statement."""
+        if token is None:
+            self._write(sql, args)
+        elif not self._query(f"{sql} AND {FENCE} RETURNING id", (*args, token)):
+            raise self._lease_lost(job_id)
 
     def restart(self, job_id: int) -> None:
         self._write(

@@ -4,7 +4,8 @@ The same tables as the SQLite journal at its version 4, in one first migration: 
 raw bytes of names that need not be UTF-8), JSON documents as the text ``json.dumps`` wrote (so they read
 back byte for byte, key order included), times as ``double precision`` seconds. Keys compared as ranges
 (object keys, content hashes) use the "C" collation: byte order, no case folding, whatever the database's
-locale. Later migrations are only ever appended (leases for several hosts will be one).
+locale. Later migrations are only ever appended: version 2 is the SQLite journal's version 5 (claims,
+shared slots, request spacing, hosts).
 
 The version lives in the one-row table ``journal_version``. Migrating holds a transaction-level advisory
 lock, so several processes opening the same database at once migrate it exactly once; a database written
@@ -120,7 +121,43 @@ CREATE INDEX budget_use_period ON budget_use(scope, period);
 CREATE INDEX budget_use_result ON budget_use(result_key) WHERE NOT settled;
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, SCHEMA_V1),)
+# Several processes sharing the database: file claims with a lease and a fencing token drawn from a
+# sequence (a re-claim always gets a greater one), the slots and request spacing they share, and the
+# processes themselves. Times are seconds on the server's clock, the one clock all hosts share.
+SCHEMA_V2 = """
+CREATE SEQUENCE claim_tokens;
+CREATE TABLE claims (
+    inbox BYTEA NOT NULL,
+    relpath BYTEA NOT NULL,
+    holder TEXT NOT NULL,
+    token BIGINT NOT NULL UNIQUE,
+    expires_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (inbox, relpath)
+);
+CREATE INDEX claims_holder ON claims(holder);
+CREATE TABLE slots (
+    pool TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    holder TEXT,
+    expires_at DOUBLE PRECISION NOT NULL DEFAULT 0,
+    PRIMARY KEY (pool, slot)
+);
+CREATE INDEX slots_holder ON slots(holder) WHERE holder IS NOT NULL;
+CREATE TABLE rate_pools (
+    pool TEXT PRIMARY KEY,
+    next_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE hosts (
+    holder TEXT PRIMARY KEY,
+    hostname TEXT NOT NULL,
+    pid BIGINT NOT NULL,
+    started_at DOUBLE PRECISION NOT NULL,
+    seen_at DOUBLE PRECISION NOT NULL,
+    stopped BOOLEAN NOT NULL DEFAULT FALSE
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, SCHEMA_V1), Migration(2, SCHEMA_V2))
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS journal_version (version INTEGER NOT NULL)"
 

@@ -136,11 +136,49 @@ CREATE INDEX budget_use_period ON budget_use(scope, period);
 CREATE INDEX budget_use_result ON budget_use(result_key) WHERE settled = 0;
 """
 
+# Several processes sharing one journal: who works on which file (a claim with a lease and a fencing
+# token), the concurrency slots and request spacing they share, and the processes themselves. Tokens are
+# drawn from ``claim_tokens``, never from the claims, which are deleted: a token is never handed out twice.
+SCHEMA_V5 = """
+CREATE TABLE claim_tokens (last INTEGER NOT NULL);
+INSERT INTO claim_tokens (last) VALUES (0);
+CREATE TABLE claims (
+    inbox BLOB NOT NULL,
+    relpath BLOB NOT NULL,
+    holder TEXT NOT NULL,
+    token INTEGER NOT NULL UNIQUE,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (inbox, relpath)
+);
+CREATE INDEX claims_holder ON claims(holder);
+CREATE TABLE slots (
+    pool TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    holder TEXT,                    -- NULL when free
+    expires_at REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (pool, slot)
+);
+CREATE INDEX slots_holder ON slots(holder) WHERE holder IS NOT NULL;
+CREATE TABLE rate_pools (
+    pool TEXT PRIMARY KEY,
+    next_at REAL NOT NULL           -- the earliest time the next request of the pool may be sent
+);
+CREATE TABLE hosts (
+    holder TEXT PRIMARY KEY,
+    hostname TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    seen_at REAL NOT NULL,
+    stopped INTEGER NOT NULL DEFAULT 0
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, SCHEMA_V1),
     Migration(2, SCHEMA_V2),
     Migration(3, SCHEMA_V3),
     Migration(4, SCHEMA_V4),
+    Migration(5, SCHEMA_V5),
 )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dropscribe.adapters.journal.budgets import BudgetsMixin
+from dropscribe.adapters.journal.claims_sqlite import ClaimsMixin
 from dropscribe.adapters.journal.history import JournalHistory
 from dropscribe.adapters.journal.outbox import OutboxMixin
 from dropscribe.adapters.journal.paid_work import PaidWorkMixin
@@ -47,7 +48,7 @@ def _is_full(exc: sqlite3.Error, folder: Path) -> bool:
     return st.f_bavail * st.f_frsize < _LOW_SPACE_BYTES
 
 
-class SqliteJournal(PaidWorkMixin, JournalHistory, OutboxMixin, BudgetsMixin):
+class SqliteJournal(PaidWorkMixin, JournalHistory, OutboxMixin, BudgetsMixin, ClaimsMixin):
     """Thread-safe access to the journal; one connection, short transactions.
 
     A full filesystem is an operating condition, not a crash: every call then raises
@@ -192,20 +193,25 @@ class SqliteJournal(PaidWorkMixin, JournalHistory, OutboxMixin, BudgetsMixin):
             )
 
     def decide(
-        self, job_id: int, *, outcome: str, final_name: str, error: dict[str, Any] | None = None
-    ) -> None:
+        self, job_id: int, *, outcome: str, final_name: str, error: dict[str, Any] | None = None,
+        token: int | None = None,
+    ) -> None:  # fmt: skip
         """Commit where the file goes and under which name, before any sidecar is written."""
         with self._tx() as db:
+            self._fence(db, job_id, token)
             db.execute(
                 "UPDATE jobs SET state='finishing', outcome=?, final_name=?, error_json=?,"
                 " updated_at=? WHERE id=?",
                 (outcome, _path_value(final_name), json.dumps(error) if error else None, time.time(), job_id),
             )
 
-    def finish(self, job_id: int, final_identity: dict[str, int] | None = None) -> None:
+    def finish(
+        self, job_id: int, final_identity: dict[str, int] | None = None, *, token: int | None = None
+    ) -> None:
         """Mark the job done or failed; ``final_identity`` is how the moved file looked in place."""
         now = time.time()
         with self._tx() as db:
+            self._fence(db, job_id, token)
             row = db.execute("SELECT meta_json FROM jobs WHERE id=?", (job_id,)).fetchone()
             meta = json.loads(row[0]) if row and row[0] else {}
             if final_identity is not None:

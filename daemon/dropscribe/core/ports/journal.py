@@ -59,13 +59,23 @@ class Journal(Protocol):
         ...
 
     def decide(
-        self, job_id: int, *, outcome: str, final_name: str, error: dict[str, Any] | None = None
-    ) -> None:
-        """Commit where the file goes (``done`` | ``failed``) and under which name: state ``finishing``."""
+        self, job_id: int, *, outcome: str, final_name: str, error: dict[str, Any] | None = None,
+        token: int | None = None,
+    ) -> None:  # fmt: skip
+        """Commit where the file goes (``done`` | ``failed``) and under which name: state ``finishing``.
+
+        With ``token`` (a claim's, see ``core.ports.claims``) nothing changes and ``LeaseLostError`` is
+        raised unless that claim on the job's file still runs; the check and the change are one step.
+        """
         ...
 
-    def finish(self, job_id: int, final_identity: dict[str, int] | None = None) -> None:
-        """The decided outcome becomes the state; ``final_identity`` lands in ``meta``."""
+    def finish(
+        self, job_id: int, final_identity: dict[str, int] | None = None, *, token: int | None = None
+    ) -> None:
+        """The decided outcome becomes the state; ``final_identity`` lands in ``meta``.
+
+        ``token`` fences it as it fences :meth:`decide`.
+        """
         ...
 
     def restart(self, job_id: int) -> None:
