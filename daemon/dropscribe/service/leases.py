@@ -99,6 +99,13 @@ class Leases:
         with contextlib.suppress(StateFullError):
             self.claims.host_stopped(self.holder)
 
+    def alone(self) -> bool:
+        """Whether no other process was seen within a lease (and did not stop): shared tidying is safe."""
+        others = self.claims.hosts(within_s=self.lease_s)
+        return not any(
+            h.holder != self.holder and not h.stopped and h.seen_ago_s <= self.lease_s for h in others
+        )
+
     def claim(self, inbox: str, relpath: str) -> Lease | None:
         asked_at = time.monotonic()
         token = self.claims.claim(inbox, relpath, holder=self.holder, lease_s=self.lease_s)

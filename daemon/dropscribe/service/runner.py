@@ -225,7 +225,9 @@ class Service:
         # before any worker starts, so a job finished from here on is told once, by its settle
         self._tell_lost_file_events(by_path)
         jobs = self.journal.jobs_in("working", "finishing")
-        if self.graph.leases is None:  # other processes' reservations are theirs to settle
+        # what other live processes left open (reservations, temp files in done/) is theirs to settle
+        tidy = self.graph.leases is None or self.graph.leases.alone()
+        if tidy:
             self.graph.budget_gate(self.settings).reconcile()  # before any worker reserves again
         paused = self.journal.get_meta("paused")
         self.recovered = True
@@ -240,7 +242,8 @@ class Service:
                 self.queue.waiting[key] = ("retry", job.next_attempt_at)
             if job.state == "finishing":
                 # temp files of a crash mid-write; removed now, before any worker writes beside them
-                files.remove_stale_temps(Pipeline.target_dir(job.relpath, job.outcome or "done", inbox))
+                if tidy:
+                    files.remove_stale_temps(Pipeline.target_dir(job.relpath, job.outcome or "done", inbox))
                 self._submit(inbox, job.relpath)
         if paused:
             self.queue.paused = json.loads(paused)
