@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from dropscribe.emulator import Emulator
-from tests.e2e.test_commands import dropscribe
 from tests.support.audio import make_tone
+from tests.support.cli import run_cli
 from tests.support.s3 import unused_port
 from tests.support.service import Layout, ServiceProcess, wait_for
 
@@ -77,7 +77,7 @@ def budget_layout(tmp_path: Path, emulator: Emulator, receiver: Receiver, hours:
 
 
 def status(layout: Layout) -> dict[str, Any]:
-    done = dropscribe("status", "-c", str(layout.config), "--json")
+    done = run_cli("status", "-c", str(layout.config), "--json")
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
     return report

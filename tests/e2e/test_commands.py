@@ -1,4 +1,4 @@
-"""The other commands, run as a user would: check, transcribe, status, retry."""
+"""The other commands: check, transcribe, status, retry; each at least once as the console script."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from dropscribe.emulator import Emulator, Fault, emulated_text
 from tests.support.audio import make_tone, sha256_file
+from tests.support.cli import run_cli
 from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
 
 
@@ -37,7 +38,7 @@ def test_check_lists_every_error_and_exits_78(layout: Layout) -> None:
         f"state:\n  path: {layout.state}\n"
         f"inboxes:\n  - path: {layout.inbox}\n    settle_s: soon\n"
     )
-    done = dropscribe("check", "-c", str(layout.config))
+    done = run_cli("check", "-c", str(layout.config))
     assert done.returncode == 78
     assert ":2: dashscope.model" in done.stderr
     assert ":3: dashscope.api_key" in done.stderr
@@ -50,7 +51,7 @@ def test_check_validates_rule_files(layout: Layout) -> None:
     sub = layout.inbox / "team" / "sub"
     sub.mkdir(parents=True)
     (sub / "asr-rules.yaml").write_text("language: en\noutputs: [pdf]\n")
-    done = dropscribe("check", "-c", str(layout.config))
+    done = run_cli("check", "-c", str(layout.config))
     assert done.returncode == 78
     assert f"{sub / 'asr-rules.yaml'}:2: outputs" in done.stderr
 
@@ -69,7 +70,7 @@ def test_transcribe_reports_a_bad_file(layout: Layout, emulator: Emulator, tmp_p
     """A file that is not audio gives its error code and a non-zero exit."""
     bogus = tmp_path / "bogus.mp3"
     bogus.write_text("hello")
-    done = dropscribe("transcribe", str(bogus), "-c", str(layout.config))
+    done = run_cli("transcribe", str(bogus), "-c", str(layout.config), env={"DASHSCOPE_API_KEY": API_KEY})
     assert done.returncode == 1
     assert "not_audio" in done.stderr
 
@@ -82,18 +83,17 @@ def test_status_and_retry(layout: Layout, emulator: Emulator, services: list[Ser
     service = ServiceProcess(layout.config).wait_started()
     services.append(service)
 
-    def counts() -> dict[str, int]:
-        counted: dict[str, int] = json.loads(dropscribe("status", "-c", str(layout.config), "--json").stdout)[
-            "counts"
-        ]
-        return counted
+    def reported() -> dict[str, Any] | None:
+        # the counts come from the journal at once, the inbox's line from the service's next report
+        report: dict[str, Any] = json.loads(run_cli("status", "-c", str(layout.config), "--json").stdout)
+        inbox = report["service"].get("inboxes", {}).get(str(layout.inbox), {})
+        return report if report["counts"] == {"done": 1, "failed": 1} and inbox.get("waiting") == 0 else None
 
-    wait_for(lambda: counts() == {"done": 1, "failed": 1})
-    report = json.loads(dropscribe("status", "-c", str(layout.config), "--json").stdout)
+    report = wait_for(reported)
     assert report["recent_failures"][0]["code"] == "not_audio"
     assert report["paused"] is None
     assert report["service"]["inboxes"][str(layout.inbox)]["available"] is True
-    human = dropscribe("status", "-c", str(layout.config)).stdout
+    human = run_cli("status", "-c", str(layout.config)).stdout
     assert f"inbox {layout.inbox}: waiting 0" in human
     assert "failed 1" in human
     assert "not_audio" in human
@@ -110,7 +110,7 @@ def test_status_and_retry(layout: Layout, emulator: Emulator, services: list[Ser
 
 
 def status_report(layout: Layout) -> dict[str, Any]:
-    done = dropscribe("status", "-c", str(layout.config), "--json")
+    done = run_cli("status", "-c", str(layout.config), "--json")
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
     return report
@@ -136,7 +136,7 @@ def test_status_says_whether_the_service_runs(
     assert "text" in report, "the last report is still there"
     assert (report["running"], report["pid"], report["host"]) == (False, None, None)
     assert (report["last_holder"]["pid"], report["last_holder"]["host"]) == (pid, host)
-    human = dropscribe("status", "-c", str(layout.config)).stdout
+    human = run_cli("status", "-c", str(layout.config)).stdout
     assert human.startswith("service: not running (last seen "), human
     assert f"pid {pid} on {host}" in human.splitlines()[0]
     assert "inbox " not in human, "a dead service's inbox counts are not shown as current"
@@ -161,7 +161,7 @@ def test_status_gives_each_waiting_file_its_reason(
     assert (entry["inbox"], entry["relpath"]) == (str(layout.inbox), "alice/talk.wav")
     assert entry["until"] > time.time() + 10, "backoff of retry_base_s, not an immediate retry"
     assert "503" in entry["last_error"]
-    human = dropscribe("status", "-c", str(layout.config)).stdout
+    human = run_cli("status", "-c", str(layout.config)).stdout
     (line,) = [line for line in human.splitlines() if "alice/talk.wav" in line]
     assert line.startswith("  waiting   alice/talk.wav: retry at "), human
     assert f"(attempt {entry['attempts']}: " in line
@@ -180,12 +180,12 @@ def test_a_retried_file_leaves_the_recent_failures(
     assert service.stop() == 0
     assert {f["relpath"] for f in status_report(layout)["recent_failures"]} == {"sub/notes.mp3", "other.wav"}
 
-    done = dropscribe("retry", "-c", str(layout.config), str(layout.failed / "sub" / "notes.mp3"))
+    done = run_cli("retry", "-c", str(layout.config), str(layout.failed / "sub" / "notes.mp3"))
     assert done.returncode == 0, done.stderr
     assert (layout.inbox / "sub" / "notes.mp3").exists()
     report = status_report(layout)
     assert [f["relpath"] for f in report["recent_failures"]] == ["other.wav"]
     assert report["counts"] == {"failed": 1, "retried": 1}
-    human = dropscribe("status", "-c", str(layout.config)).stdout
+    human = run_cli("status", "-c", str(layout.config)).stdout
     assert "notes.mp3" not in human
     assert "other.wav" in human

@@ -13,30 +13,26 @@ from typing import Any
 from dropscribe.adapters.journal import SqliteJournal
 from dropscribe.emulator import Emulator, Fault
 from tests.support.audio import make_tone, sha256_file
+from tests.support.cli import Ran, run_cli
 from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
 
 
-def explain(
-    layout: Layout, target: str, *extra: str, cwd: Path | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "DASHSCOPE_API_KEY": API_KEY}
-    return subprocess.run(
-        [sys.executable, "-m", "dropscribe", "explain", "-c", str(layout.config), target, *extra],
-        capture_output=True, env=env, timeout=60, cwd=cwd,
-    )  # fmt: skip
+def explain(layout: Layout, target: str, *extra: str, cwd: Path | None = None) -> Ran:
+    return run_cli("explain", "-c", str(layout.config), target, *extra, cwd=cwd)
 
 
 def document(layout: Layout, target: str) -> dict[str, Any]:
     done = explain(layout, target, "--json")
     assert done.returncode == 0, done.stderr
-    found: dict[str, Any] = json.loads(done.stdout.decode("utf-8"))  # strict: the output is valid UTF-8
+    found: dict[str, Any] = json.loads(done.stdout.encode("utf-8"))  # strict: the output is valid UTF-8
     return found
 
 
 def human(layout: Layout, target: str) -> str:
     done = explain(layout, target)
     assert done.returncode == 0, done.stderr
-    return done.stdout.decode("utf-8")
+    done.stdout.encode("utf-8")  # strict: fit for any terminal
+    return done.stdout
 
 
 def steps(entry: dict[str, Any], job: int = -1) -> list[dict[str, Any]]:
@@ -145,23 +141,27 @@ def test_lookup_by_sha_odd_names_and_not_found(
     assert first.startswith(repr(os.fsdecode(odd)))  # quoted and escaped, as status shows names
     assert "\udce9" not in text
 
-    # found by the raw name in done/, given as bytes on the command line
-    by_path = explain(layout, os.fsdecode(layout.done.as_posix().encode() + b"/" + odd), "--json")
+    # found by the raw name in done/, given as bytes on the command line of the real console script
+    by_path = subprocess.run(
+        [sys.executable, "-m", "dropscribe", "explain", "-c", str(layout.config), "--json",
+         layout.done.as_posix().encode() + b"/" + odd],
+        capture_output=True, env={**os.environ, "DASHSCOPE_API_KEY": API_KEY}, timeout=60,
+    )  # fmt: skip
     assert by_path.returncode == 0, by_path.stderr
-    assert json.loads(by_path.stdout)["files"][0]["jobs"][-1]["sha256"] == sha
+    assert json.loads(by_path.stdout.decode("utf-8"))["files"][0]["jobs"][-1]["sha256"] == sha
 
     missing = explain(layout, str(layout.inbox / "never.wav"))
     assert missing.returncode == 1
-    said = missing.stderr.decode()
+    said = missing.stderr
     assert "no job found" in said
     for folder in (layout.inbox, layout.done, layout.failed, layout.state):
         assert str(folder) in said
     unknown_sha = explain(layout, "0123456789abcdef")
     assert unknown_sha.returncode == 1
-    assert "SHA-256" in unknown_sha.stderr.decode()
+    assert "SHA-256" in unknown_sha.stderr
     elsewhere = explain(layout, "/etc/hostname")
     assert elsewhere.returncode == 1
-    assert "not inside an inbox" in elsewhere.stderr.decode()
+    assert "not inside an inbox" in elsewhere.stderr
 
 
 def test_a_waiting_file_says_what_it_waits_for(
@@ -175,7 +175,8 @@ def test_a_waiting_file_says_what_it_waits_for(
 
     def waiting() -> dict[str, Any] | None:
         (entry,) = document(layout, str(layout.inbox / "talk.wav"))["files"]
-        return entry if entry["state"] == "waiting" else None
+        # settling comes first; the wait asked about is the one for the retry
+        return entry if entry["state"] == "waiting" and entry["waiting"]["reason"] == "retry" else None
 
     entry = wait_for(waiting)
     assert entry["waiting"]["reason"] == "retry"
@@ -191,10 +192,9 @@ def test_a_waiting_file_says_what_it_waits_for(
     (entry,) = document(layout, str(layout.inbox / "talk.wav"))["files"]
     assert (entry["state"], entry["waiting"]) == ("stopped", None)
     assert "now: unfinished; the service is not running" in human(layout, str(layout.inbox / "talk.wav"))
-    status = subprocess.run(
-        [sys.executable, "-m", "dropscribe", "status", "-c", str(layout.config)],
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout  # fmt: skip
+    ran = run_cli("status", "-c", str(layout.config))
+    assert ran.returncode == 0, ran.stderr
+    status = ran.stdout
     assert status.startswith("service: not running (last seen ")
     (line,) = [line for line in status.splitlines() if "talk.wav" in line]
     assert line.endswith("; waits for the service to run"), status

@@ -8,14 +8,13 @@ emulator's request log shows which backend got which bytes.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from dropscribe.emulator import Emulator, Fault
 from tests.support.audio import make_tone, sha256_file
+from tests.support.cli import run_cli
 from tests.support.service import Layout, ServiceProcess, wait_for
 
 OPENAI_PATH = "/v1/audio/transcriptions"
@@ -144,10 +143,8 @@ def test_arrears_on_dashscope_pause_only_dashscope(
     assert mobile not in shas_sent(emulator, "generation")  # the primary was known paused: not tried
     assert (tmp_path / "cloud" / "inbox" / "waits.wav").exists()
     assert not (tmp_path / "cloud" / "failed").exists()
-    status = subprocess.run(
-        [sys.executable, "-m", "dropscribe", "status", "-c", str(layout.config), "--json"],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+    status = run_cli("status", "-c", str(layout.config), "--json")
+    assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     paused = report["paused"]
     assert paused["code"] == "Arrearage"
@@ -166,10 +163,7 @@ def test_check_refuses_an_unknown_or_circular_fallback(tmp_path: Path, emulator:
         "typo": {"fallback_backend": "onprme"},
         "self": {"backend": "onprem", "fallback_backend": "onprem"},
     })  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "dropscribe", "check", "-c", str(layout.config)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = run_cli("check", "-c", str(layout.config))
 
     assert done.returncode == 78, done.stdout + done.stderr
     assert (
@@ -184,10 +178,7 @@ def test_check_reads_the_backend_names_of_rule_files(tmp_path: Path, emulator: E
     rules = tmp_path / "team" / "inbox" / "sub" / "asr-rules.yaml"
     rules.parent.mkdir()
     rules.write_text("backend: onprem\nfallback_backend: elsewhere\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "dropscribe", "check", "-c", str(layout.config)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = run_cli("check", "-c", str(layout.config))
 
     assert done.returncode == 78, done.stdout + done.stderr
     assert f"{rules}: fallback_backend: 'elsewhere' is not a configured backend" in done.stderr

@@ -13,6 +13,7 @@ import pytest
 from dropscribe.adapters.journal.postgres import PostgresJournal
 from dropscribe.emulator import Emulator, Fault
 from tests.support.audio import make_tone
+from tests.support.cli import Ran, run_cli
 from tests.support.postgres import PASSWORD, PostgresServer, shared_server
 from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
 
@@ -40,10 +41,8 @@ def start(layout: Layout) -> ServiceProcess:
     return ServiceProcess(layout.config, env={PASSWORD_ENV: PASSWORD}).wait_started()
 
 
-def command(layout: Layout, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DASHSCOPE_API_KEY": API_KEY, PASSWORD_ENV: PASSWORD}
-    return subprocess.run([sys.executable, "-m", "dropscribe", *args, "-c", str(layout.config)],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)  # fmt: skip
+def command(layout: Layout, *args: str) -> Ran:
+    return run_cli(*args, "-c", str(layout.config), env={PASSWORD_ENV: PASSWORD})
 
 
 def done(layout: Layout, *names: str) -> bool:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +11,7 @@ import pytest
 
 from dropscribe.emulator import Emulator, EmulatorConfig
 from tests.support.audio import make_tone
+from tests.support.cli import run_cli
 from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
 
 QUOTA = 50  # reached after about 30 s of slow start from 60 per minute
@@ -28,12 +26,6 @@ def limited() -> Iterator[Emulator]:
         yield emu
     finally:
         emu.stop()
-
-
-def dropscribe(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DASHSCOPE_API_KEY": API_KEY}
-    return subprocess.run([sys.executable, "-m", "dropscribe", *args], capture_output=True, text=True,
-                          env=env, timeout=60)  # fmt: skip
 
 
 def recognitions(emulator: Emulator) -> list[dict[str, Any]]:
@@ -54,7 +46,7 @@ def test_auto_finds_the_quota_and_fails_nothing(
     found = wait_for(lambda: [e for e in service.events if e.get("event") == "rate_limit_found"], timeout=60)
     assert found[0]["backend"] == "dashscope"
     assert 0.9 * QUOTA <= found[0]["rate"] <= QUOTA
-    status = json.loads(dropscribe("status", "--json", "-c", str(layout.config)).stdout)
+    status = json.loads(run_cli("status", "--json", "-c", str(layout.config)).stdout)
     rate = status["service"]["rates"]["dashscope"]
     assert rate["mode"] == "auto"
     assert 0.9 * QUOTA <= rate["limit_found"] <= QUOTA
@@ -71,12 +63,12 @@ def test_auto_finds_the_quota_and_fails_nothing(
 
 def test_check_refuses_a_rate_that_is_not_a_number_or_auto(tmp_path: Path, limited: Emulator) -> None:
     layout = Layout(tmp_path, limited.base_url, dashscope={"requests_per_minute": "fast"})
-    done = dropscribe("check", "-c", str(layout.config))
+    done = run_cli("check", "-c", str(layout.config))
     assert done.returncode == 78
     assert "requests_per_minute" in done.stdout + done.stderr
     assert "a whole number ≥ 1 or auto" in done.stdout + done.stderr
     layout.data["dashscope"].update(requests_per_minute="auto", max_requests_per_minute=0)
     layout.write()
-    done = dropscribe("check", "-c", str(layout.config))
+    done = run_cli("check", "-c", str(layout.config))
     assert done.returncode == 78
     assert "max_requests_per_minute" in done.stdout + done.stderr

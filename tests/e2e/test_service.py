@@ -7,8 +7,6 @@ import math
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 from dropscribe.emulator import Emulator, Fault, emulated_text
 from dropscribe.emulator.transcripts import billed_seconds
 from tests.support.audio import espeak_available, make_speech, make_tone, sha256_file
+from tests.support.cli import run_cli
 from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
 
 
@@ -293,10 +292,8 @@ def test_bad_key_pauses_the_queue_until_reload(
     layout.write()
     service = start(layout, services)
     wait_for(lambda: service.saw("queue_paused"))
-    status = subprocess.run(
-        [sys.executable, "-m", "dropscribe", "status", "-c", str(layout.config)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    status = run_cli("status", "-c", str(layout.config))
+    assert status.returncode == 0, status.stderr
     assert "PAUSED: InvalidApiKey" in status.stdout
     assert sorted(p.name for p in layout.inbox.iterdir()) == ["a.wav", "b.wav"]
     assert not layout.failed.exists()

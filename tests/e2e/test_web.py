@@ -15,6 +15,7 @@ import pytest
 
 from dropscribe.emulator import Emulator, Fault
 from tests.support.audio import make_tone
+from tests.support.cli import run_cli
 from tests.support.s3 import unused_port
 from tests.support.service import Layout, ServiceProcess, wait_for
 
@@ -133,8 +134,7 @@ def test_web_and_metrics_listen_must_agree(layout: Layout, tmp_path: Path) -> No
     layout.data["web"] = {"listen": "127.0.0.1:9109"}
     layout.write()
 
-    checked = subprocess.run([sys.executable, "-m", "dropscribe", "check", "-c", str(layout.config)],
-                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    checked = run_cli("check", "-c", str(layout.config))
 
     assert checked.returncode == 78
     assert "web.listen" in checked.stdout + checked.stderr
@@ -142,8 +142,7 @@ def test_web_and_metrics_listen_must_agree(layout: Layout, tmp_path: Path) -> No
 
     layout.data["web"] = {"listen": ":9108"}  # no host is loopback: the same listener
     layout.write()
-    same = subprocess.run([sys.executable, "-m", "dropscribe", "check", "-c", str(layout.config)],
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    same = run_cli("check", "-c", str(layout.config))
     assert same.returncode == 0, same.stdout + same.stderr
 
 
