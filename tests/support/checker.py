@@ -23,7 +23,7 @@ import collections
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +39,9 @@ TRANSCRIPTION_SUFFIX = "/services/audio/asr/transcription"
 # row just before its commit; both read the same wall clock, so a few ms cover rounding and jitter.
 CLOCK_SLACK_S = 0.010
 SIDECAR_SUFFIXES = (".txt", ".json", ".srt", ".vtt", ".error.json")
+# Rows of one SELECT on the journal, by column name: how the checker reads a journal that is not the
+# layout's SQLite file (a PostgreSQL one shared by several services)
+JournalQuery = Callable[[str], Sequence[Mapping[str, Any]]]
 
 
 @dataclass
@@ -132,16 +135,25 @@ def _load(path: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and isinstance(doc.get("source"), dict) else None
 
 
-def check_outcome(layout: Layout, inputs: dict[str, str], emulator: Emulator) -> Report:
+def check_outcome(
+    layout: Layout,
+    inputs: dict[str, str],
+    emulator: Emulator,
+    *,
+    journal: JournalQuery | None = None,
+    staging: Iterable[Path] = (),
+) -> Report:
     """Assert the end state of a run that was dropped ``inputs`` (relpath -> sha256 of its bytes).
 
     Call it once the service has stopped. Every broken invariant is listed in one AssertionError.
+    ``journal`` reads another journal than the layout's SQLite file; ``staging`` names further staging
+    folders (one per host) that must be empty.
     """
     problems: list[str] = []
     report = Report()
     _check_files(layout, inputs, report, problems)
-    _check_leftovers(layout, problems)
-    _check_journal_and_payments(layout, inputs, emulator, report, problems)
+    _check_leftovers(layout, problems, [layout.state.parent / "staging", *staging])
+    _check_journal_and_payments(layout, inputs, emulator, report, problems, journal)
     assert not problems, "end-of-run check failed:\n  " + "\n  ".join(problems)
     return report
 
@@ -216,36 +228,51 @@ def _is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
 
-def _check_leftovers(layout: Layout, problems: list[str]) -> None:
+def _check_leftovers(layout: Layout, problems: list[str], stagings: list[Path]) -> None:
     for root in (layout.inbox, layout.done, layout.failed):
         for path in _files(root):
             if _is_temp(path.name):
                 problems.append(f"{path.relative_to(layout.root)}: temp file left behind")
-    staging = layout.state.parent / "staging"
-    leftovers = _files(staging)
-    if leftovers:
-        shown = ", ".join(str(p.relative_to(staging)) for p in leftovers[:5])
-        problems.append(f"staging/ still holds {len(leftovers)} file(s): {shown}")
+    for staging in stagings:
+        leftovers = _files(staging)
+        if leftovers:
+            shown = ", ".join(str(p.relative_to(staging)) for p in leftovers[:5])
+            problems.append(f"{staging} still holds {len(leftovers)} file(s): {shown}")
+
+
+def _sqlite_query(path: Path) -> JournalQuery:
+    def query(statement: str) -> Sequence[Mapping[str, Any]]:
+        db = open_journal(path)
+        try:
+            return list(db.execute(statement))
+        finally:
+            db.close()
+
+    return query
 
 
 def _check_journal_and_payments(
-    layout: Layout, inputs: dict[str, str], emulator: Emulator, report: Report, problems: list[str]
+    layout: Layout,
+    inputs: dict[str, str],
+    emulator: Emulator,
+    report: Report,
+    problems: list[str],
+    journal: JournalQuery | None,
 ) -> None:
-    if not layout.state.exists():
-        problems.append(f"no journal at {layout.state}")
-        return
-    integrity = journal_integrity(layout.state)
-    if integrity != "ok":
-        problems.append(f"journal integrity_check: {integrity}")
-    db = open_journal(layout.state)
-    try:
-        jobs = list(db.execute("SELECT relpath, state, sha256, result_key FROM jobs"))
-        results = list(db.execute("SELECT result_key, created_at FROM results"))
-        chunks = list(db.execute("SELECT result_key, chunk, result_json, created_at FROM chunk_results"))
-        calls = list(db.execute("SELECT result_key, kind, outcome, ended_at, request_id FROM calls"))
-        live_objects = [r[0] for r in db.execute("SELECT object_key FROM objects WHERE deleted_at IS NULL")]
-    finally:
-        db.close()
+    if journal is None:
+        if not layout.state.exists():
+            problems.append(f"no journal at {layout.state}")
+            return
+        integrity = journal_integrity(layout.state)
+        if integrity != "ok":
+            problems.append(f"journal integrity_check: {integrity}")
+        journal = _sqlite_query(layout.state)
+    jobs = journal("SELECT relpath, state, sha256, result_key FROM jobs")
+    results = journal("SELECT result_key, created_at FROM results")
+    chunks = journal("SELECT result_key, chunk, result_json, created_at FROM chunk_results")
+    calls = journal("SELECT result_key, kind, outcome, ended_at, request_id FROM calls")
+    live = journal("SELECT object_key FROM objects WHERE deleted_at IS NULL")
+    live_objects = [r["object_key"] for r in live]
 
     for job in jobs:
         if job["state"] in ("working", "finishing"):

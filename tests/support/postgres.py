@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,8 +53,9 @@ def _free_port() -> int:
 class PostgresServer:
     """A throwaway cluster; ``url(db)`` is how the service reaches one of its databases."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, options: str = "") -> None:
         self.bindir = bindir
+        self.options = options  # further server settings, e.g. "-c shared_preload_libraries=..."
         self.root = Path(tempfile.mkdtemp(prefix="dropscribe-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
@@ -90,7 +92,8 @@ class PostgresServer:
 
     def start(self) -> None:
         options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
-                   " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")  # fmt: skip
+                   " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+                   f" {self.options}")  # fmt: skip
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", options, "start"
         )
@@ -110,6 +113,17 @@ class PostgresServer:
         ) as conn:
             cur = conn.execute(statement.encode())
             return cur.fetchall() if cur.description else []
+
+    def rows(self, statement: str, db: str) -> list[dict[str, Any]]:
+        """The rows of one statement on ``db`` by column name, read as the administrator."""
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user="postgres", dbname=db, autocommit=True,
+            row_factory=dict_row,
+        ) as conn:  # fmt: skip
+            return list(conn.execute(statement.encode()).fetchall())
 
     def url(self, db: str, *, password: bool = True) -> str:
         secret = f":{PASSWORD}" if password else ""
@@ -134,6 +148,14 @@ class PostgresServer:
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def private_server(options: str = "") -> PostgresServer:
+    """A server of one's own (to restart, or to start with other settings); ``destroy()`` it after use."""
+    bindir = _binaries()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (no pg_ctl on PATH or in /usr/lib/postgresql)")
+    return PostgresServer(bindir, options)
 
 
 _server: PostgresServer | None = None

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from dropscribe.core.errors import StateFullError
 from dropscribe.core.ports.claims import Claims
 from dropscribe.core.rate_control import RateController, is_throttle
 
@@ -163,23 +164,51 @@ class SharedRateLimiter:
         self._lease_s = lease_s
         self._interval_s = 60.0 / per_minute if per_minute else 0.0
         self._mine = threading.local()  # the slot this thread's request holds
+        # slots whose freeing failed (the journal was away): freed before any other is taken, or the
+        # renewals would keep them held for as long as this process lives
+        self._unfreed: set[int] = set()
+        self._unfreed_lock = threading.Lock()
 
     def acquire(self) -> None:
+        self._free_unfreed()
         if self.concurrency:
             while (slot := self._claims.take_slot(self._pool, self.concurrency, holder=self._holder,
                                                   lease_s=self._lease_s)) is None:  # fmt: skip
                 time.sleep(_SLOT_POLL_S)
+                self._free_unfreed()
             self._mine.slot = slot
         if self._interval_s:
-            wait_s = self._claims.next_request_in(self._pool, self._interval_s)
+            try:
+                wait_s = self._claims.next_request_in(self._pool, self._interval_s)
+            except BaseException:
+                self.release()  # the caller releases only what acquire handed out
+                raise
             if wait_s > 0:
                 time.sleep(wait_s)
 
     def release(self) -> None:
         slot = getattr(self._mine, "slot", None)
-        if slot is not None:
-            self._mine.slot = None
+        if slot is None:
+            return
+        self._mine.slot = None
+        try:
             self._claims.free_slot(self._pool, slot, holder=self._holder)
+        except StateFullError:
+            with self._unfreed_lock:
+                self._unfreed.add(slot)
+            _log.warning("shared_slot_unfreed", pool=self._pool, slot=slot,
+                         action="freed once the journal answers again")  # fmt: skip
+
+    def _free_unfreed(self) -> None:
+        with self._unfreed_lock:
+            pending = sorted(self._unfreed)
+        for slot in pending:
+            try:
+                self._claims.free_slot(self._pool, slot, holder=self._holder)
+            except StateFullError:
+                return
+            with self._unfreed_lock:
+                self._unfreed.discard(slot)
 
     def report(
         self, status: int | None, code: str | None, retry_after_s: float | None, sent_at: float

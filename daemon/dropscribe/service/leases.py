@@ -81,6 +81,7 @@ class Leases:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._registered = False
+        self._unreleased: set[int] = set()  # claims whose release failed (the journal was away)
         self._started_at = time.time()
 
     def start(self) -> None:
@@ -119,9 +120,13 @@ class Leases:
     def release(self, lease: Lease) -> None:
         with self._lock:
             self._held.pop(lease.token, None)
-        if not lease.lost:
-            with contextlib.suppress(StateFullError):  # unreleased, it expires on its own
-                self.claims.release_claim(lease.token)
+        if lease.lost:
+            return
+        try:
+            self.claims.release_claim(lease.token)
+        except StateFullError:  # renewals would keep it: given up again once the journal answers
+            with self._lock:
+                self._unreleased.add(lease.token)
 
     def held(self) -> list[Lease]:
         with self._lock:
@@ -135,6 +140,12 @@ class Leases:
     def renew_once(self) -> None:
         if not self._registered:
             self._register()
+        with self._lock:
+            unreleased = sorted(self._unreleased)
+        for token in unreleased:
+            self.claims.release_claim(token)
+            with self._lock:
+                self._unreleased.discard(token)
         asked_at = time.monotonic()
         kept = self.claims.renew(self.holder, lease_s=self.lease_s)
         for lease in self.held():

@@ -8,6 +8,8 @@ after Ctrl-C or a give-up, or a second run of the same file pays only for what i
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import random
 import signal
 import threading
@@ -47,10 +49,15 @@ from dropscribe.service.rule_cache import RuleCache, RulesHeld
 from dropscribe.service.settings_files import load_settings, resolve_api_key
 
 # A file is given up after this many failed attempts in a row without a new chunk answered, or once
-# the waits between its attempts would exceed MAX_WAIT_S. Giving up loses nothing paid: a rerun
-# resumes from the journal.
+# the waits since the last chunk answered would exceed MAX_WAIT_S. Giving up loses nothing paid: a
+# rerun resumes from the journal.
 MAX_FAILURES = 8
 MAX_WAIT_S = 1800.0
+# A rate-quota refusal says "not now", not "this file fails": such attempts are not counted against
+# MAX_FAILURES (a quota below the configured rate refuses many in a row until its window moves on), and
+# their wait stops growing at the quota's window, a minute, since waiting longer only loses time.
+THROTTLE_CODES = frozenset({"Throttling", "Throttling.RateQuota", "rate_limit_exceeded"})
+THROTTLE_WAIT_CAP_S = 60.0
 
 log = get_logger()
 
@@ -225,10 +232,15 @@ class _GaveUpError(Exception):
 def _recognize_with_retries(
     path: Path, rules: EffectiveRules, ds: DashScopeSettings, pipeline: Pipeline, journal: RunJournal
 ) -> dict[str, Any]:
-    """Transient errors are retried like the service does, with the file's paid chunks kept between tries."""
+    """Transient errors are retried like the service does, with the file's paid chunks kept between tries.
+
+    Throttling is waited out; other transient errors end the run after MAX_FAILURES in a row.
+    """
     policy = RetryPolicy(base_s=ds.retry_base_s, cap_s=ds.retry_max_s, max_failures=MAX_FAILURES,
                          max_wait_s=MAX_WAIT_S)  # fmt: skip
-    failures = 0
+    throttle_policy = RetryPolicy(base_s=ds.retry_base_s, cap_s=min(ds.retry_max_s, THROTTLE_WAIT_CAP_S),
+                                  max_wait_s=MAX_WAIT_S)  # fmt: skip
+    failures = throttles = 0
     waited_s = 0.0
     while True:
         calls_before, _ = journal.paid()
@@ -241,20 +253,41 @@ def _recognize_with_retries(
             raise  # the file named on the command line cannot be read: say so now, not minutes later
         except TransientError as exc:
             if journal.paid()[0] > calls_before:
-                failures = 0  # chunks were answered this time: the trouble is not the same as before
-            step = after_failure(policy, failures, jitter=random.random(), retry_after_s=exc.retry_after_s,
-                                 waited_s=waited_s)  # fmt: skip
-            failures, delay = step.failures, step.delay_s
+                # chunks were answered this time: the trouble is not the same as before
+                failures = throttles = 0
+                waited_s = 0.0
+            throttled = exc.remote_code in THROTTLE_CODES
+            step = after_failure(throttle_policy if throttled else policy,
+                                 throttles if throttled else failures, jitter=random.random(),
+                                 retry_after_s=exc.retry_after_s, waited_s=waited_s)  # fmt: skip
+            if throttled:
+                throttles = step.failures
+            else:
+                failures = step.failures
+            delay = step.delay_s
             if step.give_up:
+                why = (f"gave up after {failures} failed attempt(s) in a row" if failures >= MAX_FAILURES
+                       else f"gave up after waiting {waited_s:.0f} s without an answer")  # fmt: skip
                 raise _GaveUpError(
-                    f"{exc.message} (gave up after {failures} failed attempt(s) in a row; what was "
-                    "recognized is kept, run the command again to pay only for the rest)",
+                    f"{exc.message} ({why}; what was recognized is kept, run the command again to pay "
+                    "only for the rest)",
                     exc.remote_code,
                 ) from exc
             log.warning("transcribe_retrying", file=str(path), error=exc.message, remote_code=exc.remote_code,
-                        attempt=failures, retry_in_s=round(delay, 2))  # fmt: skip
+                        attempt=step.failures, throttled=throttled, retry_in_s=round(delay, 2))  # fmt: skip
+            _return_freed_memory()
             time.sleep(delay)
             waited_s += delay
+
+
+def _return_freed_memory() -> None:
+    """Hand back to the system what a failed attempt freed (glibc; elsewhere nothing happens).
+
+    Each attempt decodes on new threads, whose memory lands in new malloc arenas that stay mapped
+    once freed: a 1 h file with two throttled attempts peaked at 293 MiB instead of 127 MiB.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _delete_uploads(sha: str, journal: Journal, storage: Storage) -> None:

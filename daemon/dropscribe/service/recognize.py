@@ -26,6 +26,7 @@ from dropscribe.service.budgets import BudgetGate, spending
 from dropscribe.service.content_locks import ContentLocks
 from dropscribe.service.crashpoints import crash_point
 from dropscribe.service.filetrans_task import FiletransRecognition
+from dropscribe.service.staging_sweep import note_owner
 from dropscribe.service.sync_requests import SyncRecognition
 
 log = get_logger()
@@ -189,6 +190,7 @@ class Recognition:
     ) -> dict[str, Any]:  # fmt: skip
         staging = self.staging_dir / way.result_key[:32]
         staging.mkdir(parents=True, exist_ok=True)
+        note_owner(staging, way.result_key, sha)
         if backend.model is None and not accepts_options(way.model):
             options = AsrOptions()
         if way.mode == "filetrans" and backend.filetrans is not None:

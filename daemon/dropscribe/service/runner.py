@@ -9,6 +9,7 @@ thread of a test.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -37,6 +38,7 @@ from dropscribe.service.pipeline import Pipeline
 from dropscribe.service.queue_state import QueueState, Running
 from dropscribe.service.retry import retry_failed
 from dropscribe.service.rule_cache import RulesHeld
+from dropscribe.service.staging_sweep import sweep_staging
 from dropscribe.service.status_report import StatusReporter, health_problems
 from dropscribe.service.web_routes import make_routes
 
@@ -182,6 +184,8 @@ class Service:
             os._exit(0)
         self.workers.shutdown(wait=True, cancel_futures=True)
         self._collect()
+        with contextlib.suppress(StateFullError):  # left for the next start
+            sweep_staging(self.settings.state.staging_dir, self.journal)
         for wiring in [*self._retired, self.wiring]:
             wiring.close()
         self._retired = []
@@ -229,6 +233,7 @@ class Service:
         tidy = self.graph.leases is None or self.graph.leases.alone()
         if tidy:
             self.graph.budget_gate(self.settings).reconcile()  # before any worker reserves again
+        sweep_staging(self.settings.state.staging_dir, self.journal)  # nothing is sent yet
         paused = self.journal.get_meta("paused")
         self.recovered = True
         now, wall = self.clock.monotonic(), self.clock.time()
