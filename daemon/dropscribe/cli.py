@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dropscribe import __version__
+from dropscribe import version
 from dropscribe.core.errors import ConfigError, DropscribeError
 from dropscribe.core.status_view import ago
 
@@ -19,11 +19,22 @@ EX_CONFIG = 78  # sysexits.h: configuration error
 EX_TEMPFAIL = 75  # sysexits.h: temporary failure; another service holds this journal
 
 
+class _Version(argparse.Action):
+    """``--version``, reading the release only when asked (package metadata is slow to load)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the release and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"dropscribe {version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dropscribe", description="Watched inbox folders in, Qwen3-ASR transcripts out."
     )
-    parser.add_argument("--version", action="version", version=f"dropscribe {__version__}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run the service")

@@ -54,3 +54,10 @@ def test_output_and_exit_codes_are_those_of_the_console_script(layout: Layout) -
     finally:
         stop.set()
         noise.join()
+
+
+def test_version_is_the_installed_release() -> None:
+    from importlib.metadata import version
+
+    ran = run_cli("--version")
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, f"dropscribe {version('dropscribe')}\n", "")

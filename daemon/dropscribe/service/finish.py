@@ -15,7 +15,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from dropscribe import __version__
+from dropscribe import version
 from dropscribe.adapters import files
 from dropscribe.config.model import InboxSettings
 from dropscribe.core import documents
@@ -163,14 +163,14 @@ class Finisher:
             result, _source_facts(job, target), outputs=rules.outputs, language=rules.language,
             enable_itn=rules.enable_itn, context_sha256=job.meta.get("context_sha256"),
             reused=bool(job.meta.get("reused")), started_at=job.started_at or job.created_at,
-            finished_at=time.time(), version=__version__,
+            finished_at=time.time(), version=version(),
         )  # fmt: skip
 
     def _error_document(self, job: Job, target: Path) -> bytes:
         return documents.error_document(
             job.error, _source_facts(job, target), attempts=job.attempts + 1,
             request_ids=self.journal.request_ids(job.result_key) if job.result_key else [],
-            failed_at=time.time(), version=__version__,
+            failed_at=time.time(), version=version(),
         )  # fmt: skip
 
 
