@@ -107,3 +107,25 @@ def test_two_services_keep_one_rate_and_one_concurrency_between_them(
     assert len(times) == len(names)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) > 0.9, gaps
+
+
+def test_two_services_never_overrun_one_budget_together(
+    layout: Layout, database: str, emulator: Emulator, services: list[ServiceProcess]
+) -> None:
+    # room for four 2 s files a day; both services take files at once, and only one at a time may check
+    # the budget and reserve, or each could see room for the same last seconds
+    layout.data["defaults"] = {"budget": {"daily_audio_h": 8.5 / 3600}}
+    emulator.add_fault(Fault(delay_s=0.3, times=None))
+    first, second = start(layout, "a"), start(layout, "b")
+    services += [first, second]
+    names = [f"b{i}.wav" for i in range(10)]
+    for i, name in enumerate(names):
+        make_tone(layout.inbox / name, seconds=2.0, fmt="wav", freq=350.0 + 25 * i)
+    wait_for(lambda: len([n for n in layout.done_files() if n.endswith(".txt")]) == 4, timeout=60)
+    wait_for(lambda: any(s.saw("budget_reached") for s in (first, second)), timeout=30)
+    paid = recognition_requests(emulator)
+    assert sum(r["duration_s"] for r in paid) <= 8.5
+    assert len(paid) == 4
+    assert sorted(p.name for p in layout.inbox.iterdir() if p.suffix == ".wav") == sorted(
+        set(names) - {n for n in layout.done_files() if n.endswith(".wav")}
+    )

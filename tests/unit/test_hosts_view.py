@@ -36,7 +36,8 @@ def test_files_are_listed_under_their_holder_and_expired_claims_apart() -> None:
     view = hosts_view(
         [a, b],
         [claim(b.holder, "old.wav", -12.0), claim(a.holder, "new.wav", 4.0),
-         claim(a.holder, "sha256-key", 3.0, inbox="")],
+         claim(a.holder, "content:sha256-key", 3.0, inbox=""),
+         claim(a.holder, "budgets", 3.0, inbox="")],
         LEASE_S,
     )  # fmt: skip
     assert view["running"] is True

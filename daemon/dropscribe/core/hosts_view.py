@@ -50,8 +50,8 @@ def hosts_view(hosts: Iterable[HostRecord], claims: Iterable[ClaimRecord], lease
     for claim in claims:
         row = rows.get(claim.holder)
         hostname, pid = (row["hostname"], row["pid"]) if row is not None else _name_of(claim.holder)
-        if not claim.inbox:
-            if row is not None and claim.expires_in_s >= 0:
+        if not claim.inbox:  # a lock, not a file: identical bytes being recognized, or the budgets' turn
+            if row is not None and claim.expires_in_s >= 0 and claim.relpath.startswith("content:"):
                 row["content_locks"] += 1
             continue
         if claim.expires_in_s < 0:

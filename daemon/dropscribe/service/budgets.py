@@ -9,7 +9,7 @@ budget resets or a reload, never in ``failed/`` and without counting an attempt.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
@@ -56,6 +56,7 @@ class BudgetGate:
     def __init__(
         self, journal: Journal, notifier: Notifier, clock: Clock, *, zone: tzinfo, paid: frozenset[str],
         seen: dict[str, BudgetLimit] | None = None,
+        across: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:  # fmt: skip
         self.journal = journal
         self.notifier = notifier
@@ -63,14 +64,20 @@ class BudgetGate:
         self.zone = zone
         self.paid = paid
         self.seen = seen if seen is not None else {}  # every budget a file was checked against, by scope
+        # several processes on one journal: one of them at a time checks and reserves, or two could
+        # each see room for a file and together overrun the budget
+        self.across = across
 
     @classmethod
     def for_settings(
         cls, settings: Settings, journal: Journal, notifier: Notifier, clock: Clock,
         seen: dict[str, BudgetLimit] | None = None,
+        across: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> BudgetGate:  # fmt: skip
         zone = ZoneInfo(settings.budget_timezone)
-        return cls(journal, notifier, clock, zone=zone, paid=paid_backends(settings), seen=seen)
+        return cls(
+            journal, notifier, clock, zone=zone, paid=paid_backends(settings), seen=seen, across=across
+        )
 
     @contextmanager
     def spending(
@@ -99,7 +106,7 @@ class BudgetGate:
         self.seen.update((budget.scope, budget) for budget in budgets)
         if not found:
             return
-        with _RESERVING:
+        with _RESERVING, self.across():
             # a try after a crash replaces its own open reservation, so it does not count against itself
             self.journal.release(result_key)
             used = {(c.scope, c.key): self.journal.budget_use(c.scope, c.key) for c in found}

@@ -10,9 +10,11 @@ files it took and is closed then. Every command that builds these parts (``run``
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -303,7 +305,11 @@ class Graph:
         return load_settings(self.config_path, self.env) if self.config_path else self.settings
 
     def budget_gate(self, settings: Settings) -> BudgetGate:
-        return BudgetGate.for_settings(settings, self.journal, self.notifier, self.clock, self.budgets_seen)
+        across = (
+            functools.partial(self.leases.exclusive, "budgets") if self.leases is not None else nullcontext
+        )
+        return BudgetGate.for_settings(settings, self.journal, self.notifier, self.clock, self.budgets_seen,
+                                       across=across)  # fmt: skip
 
     def wire(self, settings: Settings, previous: Mapping[str, InboxScanner] | None = None) -> Wiring:
         return wire(

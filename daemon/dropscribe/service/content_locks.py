@@ -1,20 +1,16 @@
 """Same bytes under two names are recognized once: the second waits for the first and reuses its answer.
 
 With several processes on one journal the same holds across them: the lock is also a claim on the
-result key (``CONTENT_INBOX`` stands in for an inbox there), held with a lease like a file's.
+result key (:meth:`Leases.exclusive`), held with a lease like a file's.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dropscribe.service.leases import Leases, check_lease
-
-CONTENT_INBOX = ""  # the claims of result keys; no inbox has an empty path
-_CLAIM_POLL_S = 0.5
+from dropscribe.service.leases import Leases
 
 
 class ContentLocks:
@@ -39,7 +35,7 @@ class ContentLocks:
                 if self.leases is None:
                     yield
                 else:
-                    with self._claimed(self.leases, key):
+                    with self.leases.exclusive(f"content:{key}"):
                         yield
         finally:
             with self._guard:
@@ -51,15 +47,3 @@ class ContentLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
-
-    @staticmethod
-    @contextmanager
-    def _claimed(leases: Leases, key: str) -> Iterator[None]:
-        """Wait until no other process recognizes these bytes; its answer is in the journal then."""
-        while (lease := leases.claim(CONTENT_INBOX, key)) is None:
-            check_lease()  # the file this thread works on must still be ours while it waits
-            time.sleep(_CLAIM_POLL_S)
-        try:
-            yield
-        finally:
-            leases.release(lease)

@@ -30,6 +30,8 @@ from dropscribe.logs import get_logger
 log = get_logger()
 
 _current: ContextVar[Lease | None] = ContextVar("dropscribe_lease", default=None)
+NOT_A_FILE = ""  # the inbox of claims that lock something else than a file (no inbox has an empty path)
+_EXCLUSIVE_POLL_S = 0.2
 
 
 def new_holder() -> str:
@@ -127,6 +129,20 @@ class Leases:
         except StateFullError:  # renewals would keep it: given up again once the journal answers
             with self._lock:
                 self._unreleased.add(lease.token)
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Across every process on the journal, one at a time: a claim on ``name`` (outside any inbox).
+
+        Waiting, the thread still checks its own file's lease: a file that is not ours stops waiting.
+        """
+        while (lease := self.claim(NOT_A_FILE, name)) is None:
+            check_lease()
+            time.sleep(_EXCLUSIVE_POLL_S)
+        try:
+            yield
+        finally:
+            self.release(lease)
 
     def held(self) -> list[Lease]:
         with self._lock:
