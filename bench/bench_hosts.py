@@ -69,8 +69,10 @@ def run(
         with tempfile.TemporaryDirectory(prefix="bench-hosts-") as tmp:
             root = Path(tmp)
             db = server.new_database()
-            layout = Layout(root, emulator.base_url, dashscope={"requests_per_minute": args.quota,
-                            "concurrency": 2}, logging={"format": "json", "level": "info"})  # fmt: skip
+            rate: int | str = "auto" if args.auto else args.quota
+            layout = Layout(root, emulator.base_url,
+                            dashscope={"requests_per_minute": rate, "concurrency": 2},
+                            logging={"format": "json", "level": "info"})  # fmt: skip
             layout.data["state"] = {"url": server.url(db, password=False), "password_env": PASSWORD_ENV}
             for n in range(processes):
                 data = {
@@ -118,6 +120,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.5, help="seconds each recognition takes")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each file")
     parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--auto", action="store_true", help="requests_per_minute: auto in every process")
     args = parser.parse_args()
     # the emulator's request log would bury the table
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -132,8 +135,9 @@ def main() -> None:
     finally:
         server.destroy()
 
+    rate = "auto" if args.auto else "the quota"
     print(f"quota {args.quota} RPM, {args.latency:g} s per recognition, {args.seconds:g} s WAV files, "
-          "concurrency 2 and requests_per_minute = the quota in each process")  # fmt: skip
+          f"concurrency 2 and requests_per_minute = {rate} in each process")  # fmt: skip
     print()
     print("| processes | files | done | wall s | files/min | requests/min | throttled | "
           "statements/file | commits/file |")  # fmt: skip

@@ -16,7 +16,7 @@ import pytest
 
 from dropscribe.emulator import Emulator, EmulatorConfig
 from dropscribe.emulator.faults import Fault
-from tests.support.audio import make_speechlike
+from tests.support.audio import make_noise, make_speechlike
 from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
 
 CONCURRENCY = 2
@@ -134,3 +134,25 @@ def test_a_chunk_refused_for_its_length_gets_the_file_replanned_shorter(
     assert doc["segments"][0]["start_s"] == 0.0
     assert doc["segments"][-1]["end_s"] == pytest.approx(150.0, abs=0.2)
     assert [s["start_s"] for s in doc["segments"]] == sorted(s["start_s"] for s in doc["segments"])
+
+
+def test_a_chunk_too_big_for_an_inline_request_gets_the_file_replanned_shorter(
+    tmp_path: Path, emulator: Emulator, services: list[ServiceProcess]
+) -> None:
+    """Noise at 16 kHz does not compress: a 290 s chunk is over 7 MiB, more than a data URL may carry in a
+    10 MB request. The file is planned again at 145 s instead of failing as too large."""
+    layout = Layout(tmp_path / "site", emulator.base_url, defaults={"chunk_max_s": 290})
+    source = make_noise(tmp_path / "hiss.wav", 400.0)
+    service = ServiceProcess(layout.config).wait_started()
+    services.append(service)
+
+    os.rename(source, layout.inbox / "hiss.wav")
+    wait_for(lambda: (layout.done / "hiss.json").exists() or layout.failed_files(), timeout=120)
+
+    assert layout.failed_files() == []
+    assert service.saw("chunk_too_long_replanning", chunk_max_s=290.0, replanned_chunk_max_s=145.0,
+                       code="too_large")  # fmt: skip
+    assert all(r["duration_s"] <= 145.0 for r in recognitions(emulator)), "no chunk over the limit went out"
+    doc = json.loads((layout.done / "hiss.json").read_text())
+    assert all(s["end_s"] - s["start_s"] <= 145.0 + 0.1 for s in doc["segments"])
+    assert doc["segments"][-1]["end_s"] == pytest.approx(400.0, abs=0.2)

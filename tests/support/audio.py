@@ -27,6 +27,7 @@ import array
 import functools
 import hashlib
 import math
+import random
 import shutil
 import subprocess
 import tempfile
@@ -106,6 +107,17 @@ def make_speechlike(
             yield from wave.tone(_BURST_FREQS[burst % len(_BURST_FREQS)], total - pos, pos)
 
     _encode(path, fmt, pieces(), sample_rate, channels)
+    return path
+
+
+def make_noise(path: Path, seconds: float, *, sample_rate: int = 16000, seed: int = 7) -> Path:
+    """Full-scale white noise as a mono WAV: no pause to cut at, and nothing a lossless codec can shrink."""
+    rng = random.Random(seed)
+    samples = int(seconds * sample_rate)
+    blocks = (
+        rng.randbytes(2 * min(sample_rate, samples - start)) for start in range(0, samples, sample_rate)
+    )
+    _encode(path, "wav", blocks, sample_rate, 1)
     return path
 
 

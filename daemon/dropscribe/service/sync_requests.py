@@ -89,13 +89,16 @@ class SyncRecognition:
             indices, spans, errors = self.feed.run(
                 handle, staging, encoding, chunk_max_s, done, send, SpanRecord(staging)
             )  # fmt: skip
-            refused = [e for e in errors if isinstance(e, RemoteRejectedError)
-                       and refused_for_length(e.remote_code, e.message)]  # fmt: skip
+            refused = [e for e in errors if _too_long(e)]
             if not refused or len(refused) < len(errors):  # anything else is dealt with first
                 return _pieces(indices, spans, done, errors)
+            first = refused[0]
+            remote = first if isinstance(first, RemoteRejectedError) else None
             log.warning("chunk_too_long_replanning", chunk_max_s=chunk_max_s,
-                        replanned_chunk_max_s=chunk_max_s * REPLAN_FACTOR, remote_code=refused[0].remote_code,
-                        request_id=refused[0].request_id)  # fmt: skip
+                        replanned_chunk_max_s=chunk_max_s * REPLAN_FACTOR,
+                        remote_code=remote.remote_code if remote else None,
+                        request_id=remote.request_id if remote else None,
+                        code=None if remote else "too_large")  # fmt: skip
             replanned.path.touch()
         shorter_s = chunk_max_s * REPLAN_FACTOR
         indices, spans, errors = self.feed.run(
@@ -227,3 +230,10 @@ def _most_severe(errors: list[BaseException]) -> BaseException:
             if isinstance(exc, kind):
                 return exc
     return errors[0]
+
+
+def _too_long(error: BaseException) -> bool:
+    """A chunk the API refused for its length, or too big for an inline request: shorter ones would go."""
+    if isinstance(error, RemoteRejectedError):
+        return refused_for_length(error.remote_code, error.message)
+    return isinstance(error, InputRejectedError) and error.code == "too_large"
