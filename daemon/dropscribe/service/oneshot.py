@@ -140,7 +140,7 @@ def transcribe_files(
     configure("console", "warning")
     resolve_api_key(settings.dashscope, env)  # a missing key is reported before a journal is created
     journal = RunJournal(settings.state.path, fresh=fresh)
-    stopping = threading.Event()
+    stopping = _SignalSafeStop()
     try:
         wiring = wire(settings, env, journal=journal, stopping=stopping, with_scanners=False)
     except BaseException:
@@ -162,7 +162,21 @@ def transcribe_files(
         journal.close()
 
 
-def _stop_on_sigint(stopping: threading.Event) -> Callable[[], None]:
+class _SignalSafeStop(threading.Event):
+    """A stop event that a signal handler may set: ``signalled`` is a plain attribute, no lock taken.
+
+    The handler's KeyboardInterrupt does not always arrive: raised while the main thread is inside
+    PyAV's own C code (its filter graph's error check), it is printed and dropped there. The flag stays,
+    and the next look at the event before a request stops the run all the same.
+    """
+
+    signalled = False
+
+    def is_set(self) -> bool:
+        return self.signalled or super().is_set()
+
+
+def _stop_on_sigint(stopping: _SignalSafeStop) -> Callable[[], None]:
     """Ctrl-C stops new requests at once, whichever thread notices it first; returns the undo.
 
     The KeyboardInterrupt alone reaches only the main thread, and a wait for chunk answers may hold it
@@ -174,6 +188,7 @@ def _stop_on_sigint(stopping: threading.Event) -> Callable[[], None]:
     def on_sigint(signum: int, frame: FrameType | None) -> None:
         # no stopping.set() here: the main thread may hold that event's lock right now (in wait()), and
         # a handler that takes it would deadlock; the interrupt reaches transcribe_files, which sets it
+        stopping.signalled = True
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, on_sigint)
