@@ -103,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from dropscribe.adapters.instance import AlreadyRunningError, InstanceLock
     from dropscribe.service.compose import compose
-    from dropscribe.service.runner import Service, install_signal_handlers
+    from dropscribe.service.runner import Service
     from dropscribe.service.settings_files import load_settings
+    from dropscribe.service.signals import install_signal_handlers
 
     settings = load_settings(args.config, dict(os.environ))
     # taken before the Service opens the journal: two services on one journal would take the same

@@ -36,14 +36,16 @@ class _OneThread(io.StringIO):
     """Keeps what the calling thread writes; other threads (an emulator's log lines) go on as before."""
 
     def __init__(self, others: TextIO) -> None:
-        super().__init__()
+        # set before the buffer exists: another thread may print the moment it is installed
         self._owner = threading.get_ident()
         self._others = others
+        super().__init__()
 
     def write(self, text: str) -> int:
-        if threading.get_ident() == self._owner:
+        others: TextIO | None = getattr(self, "_others", None)
+        if others is None or threading.get_ident() == getattr(self, "_owner", None):
             return super().write(text)
-        return self._others.write(text)
+        return others.write(text)
 
 
 @contextlib.contextmanager

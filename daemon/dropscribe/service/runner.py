@@ -3,7 +3,7 @@
 One thread owns all scheduling decisions; workers only run ``Pipeline.take`` and report back. Which
 files start is decided by :mod:`dropscribe.core.dispatch`; what an ending means is carried out by
 :mod:`dropscribe.service.settle`. Stop and reload are requested through flags that the loop reads, so
-the loop runs the same in the main thread under signals (:func:`install_signal_handlers`) or in any
+the loop runs the same in the main thread under signals (``service.signals``) or in any
 thread of a test.
 """
 
@@ -13,14 +13,12 @@ import contextlib
 import functools
 import json
 import os
-import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import FrameType
 
-from dropscribe.adapters import files, systemd, writers
+from dropscribe.adapters import files, systemd
 from dropscribe.adapters.watcher import wants_events
 from dropscribe.config.model import InboxSettings, Settings
 from dropscribe.core.errors import ConfigError, StateFullError
@@ -86,7 +84,7 @@ class Service:
     # requests from outside the loop -------------------------------------------------------------
 
     def request_stop(self) -> None:
-        """Safe from any thread but not from a signal handler (see :func:`install_signal_handlers`)."""
+        """Safe from any thread but not from a signal handler (see ``service.signals``)."""
         self.stop_requested = True
         self.wake.set()
 
@@ -136,6 +134,7 @@ class Service:
             self._collect()
             if self.queue.state_full is not None and self.settler.state_space_back(now, self._state_path()):
                 self._recover_once()
+                self._finish_unrecorded()
             if self.queue.state_full is None:
                 # a full walk of each inbox every rescan_s, incremental looks in between; then dispatch
                 self.looks.look(now, self.wiring, {path for path, _recursive in self.watched})
@@ -258,6 +257,19 @@ class Service:
                     hint="fix the account or key, then reload (SIGHUP) or restart",
                 )  # fmt: skip
 
+    def _finish_unrecorded(self) -> None:
+        """The journal is back: a file moved while its finish could not be recorded is finished now."""
+        by_path = {str(inbox.path): inbox for inbox in self.settings.inboxes}
+        try:
+            finishing = self.journal.jobs_in("finishing")
+        except StateFullError as exc:
+            self._state_is_full(exc)
+            return
+        for job in finishing:
+            inbox = by_path.get(job.inbox)
+            if inbox is not None:
+                self._submit(inbox, job.relpath)
+
     def _tell_lost_file_events(self, by_path: dict[str, InboxSettings]) -> None:
         """A crash between a file's finish and its notification's commit: the event is committed now."""
         notifier = self.graph.notifier
@@ -372,24 +384,3 @@ class Service:
     def health(self) -> tuple[str, ...]:
         """Why /healthz answers 503 (none: healthy); called from the web listener's threads."""
         return health_problems(self.queue)
-
-
-def install_signal_handlers(service: Service) -> None:
-    """SIGTERM and SIGINT stop the loop, SIGHUP reloads; only from the main thread, before ``run``.
-
-    A handler runs in the main thread between two bytecodes, possibly while that thread holds the lock
-    inside ``wake.wait()``/``wake.clear()``; setting an Event from here could deadlock on it (it did,
-    once in a few thousand SIGHUPs). So handlers only set plain flags; the loop looks at them at least
-    every TICK_S.
-    """
-
-    def on_stop(signum: int, _frame: FrameType | None) -> None:
-        service.stop_requested = True
-
-    def on_reload(signum: int, _frame: FrameType | None) -> None:
-        service.reload_requested = True
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_reload)
-    writers.ignore_lease_breaks()
