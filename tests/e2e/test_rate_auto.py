@@ -46,8 +46,14 @@ def test_auto_finds_the_quota_and_fails_nothing(
     found = wait_for(lambda: [e for e in service.events if e.get("event") == "rate_limit_found"], timeout=60)
     assert found[0]["backend"] == "dashscope"
     assert 0.9 * QUOTA <= found[0]["rate"] <= QUOTA
-    status = json.loads(run_cli("status", "--json", "-c", str(layout.config)).stdout)
-    rate = status["service"]["rates"]["dashscope"]
+
+    def reported() -> dict[str, Any] | None:
+        # the log line comes first; the service's next report (every half second) carries it too
+        status = json.loads(run_cli("status", "--json", "-c", str(layout.config)).stdout)
+        rate: dict[str, Any] = status["service"]["rates"]["dashscope"]
+        return rate if rate.get("limit_found") is not None else None
+
+    rate = wait_for(reported, timeout=10)
     assert rate["mode"] == "auto"
     assert 0.9 * QUOTA <= rate["limit_found"] <= QUOTA
     assert rate["requests_per_minute"] < QUOTA
