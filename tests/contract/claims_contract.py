@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol
 
 import pytest
 
 from dropscribe.core.errors import LeaseLostError
-from dropscribe.core.ports.claims import Claims
+from dropscribe.core.ports.claims import Claims, ClaimsJournal
 from dropscribe.core.ports.journal import Journal
 from tests.contract.journal_contract import INBOX, ODD_NAME, take
 from tests.support.service import wait_for
-
-
-class ClaimsJournal(Claims, Protocol):
-    def close(self) -> None: ...
-
 
 OpenClaims = Callable[[], ClaimsJournal]
 

@@ -13,9 +13,9 @@ import pytest
 
 from dropscribe.adapters.journal.postgres import JournalUnreachableError, PostgresJournal
 from dropscribe.core.errors import JournalVersionError, StateFullError
-from dropscribe.core.ports.claims import Claims
+from dropscribe.core.ports.claims import Claims, ClaimsJournal
 from dropscribe.core.ports.journal import Journal
-from tests.contract.claims_contract import ClaimsContract, ClaimsJournal, OpenClaims
+from tests.contract.claims_contract import ClaimsContract, OpenClaims
 from tests.contract.journal_contract import JournalContract, OpenJournal, take
 from tests.support.postgres import PASSWORD, PostgresServer, shared_server
 

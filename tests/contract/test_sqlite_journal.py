@@ -9,9 +9,9 @@ import pytest
 
 from dropscribe.adapters.journal import SqliteJournal
 from dropscribe.core.errors import StateFullError
-from dropscribe.core.ports.claims import Claims
+from dropscribe.core.ports.claims import Claims, ClaimsJournal
 from dropscribe.core.ports.journal import Journal
-from tests.contract.claims_contract import ClaimsContract, ClaimsJournal, OpenClaims
+from tests.contract.claims_contract import ClaimsContract, OpenClaims
 from tests.contract.journal_contract import JournalContract, OpenJournal
 from tests.support.disks import fill, small_tmpfs
 

@@ -25,7 +25,7 @@ import pytest
 
 from dropscribe.emulator import Emulator, Fault
 from tests.support.audio import make_speechlike, make_tone, sha256_file
-from tests.support.checker import check_outcome, recognition_requests, request_time
+from tests.support.checker import account_for_kills, check_outcome, unexplained_repeats
 from tests.support.service import Layout, ServiceProcess, wait_for
 
 KILLS = int(os.environ.get("DROPSCRIBE_KILLS", "200"))
@@ -186,24 +186,12 @@ def test_random_kills_lose_nothing_and_pay_once(
     assert outputs_listing(layout) == listing_before, "an idle restart touched done/ or failed/"
     check_outcome(layout, inputs, emulator)
 
-    # Why duplicates can be non-zero: a recognition is paid when DashScope accepts it, but the service
-    # only learns the answer when the reply arrives and remembers it only once the commit is on disk.
-    # A kill inside that window (the call in flight, or its answer not yet committed) cannot be known
-    # to the next run, which pays once more. So every repeated recognition of a piece of audio must
-    # have a kill landing inside its call window; one that has not is a replay of a committed answer.
-    kills = sorted(kill_times)
-    repeated = [r for requests in report.paid_by_audio.values() for r in requests[:-1]]
-    repeated += report.unattributed
-    unexplained = [
-        r for r in repeated
-        if not any(request_time(r) <= k <= request_time(r) + EXPOSURE_S for k in kills)
-    ]  # fmt: skip
-    paid_times = [request_time(r) for r in recognition_requests(emulator)]
-    kills_on_calls = sum(1 for k in kills if any(k - EXPOSURE_S <= t <= k for t in paid_times))
+    account = account_for_kills(report, emulator, kill_times, EXPOSURE_S)
+    kills_on_calls = account.kills_on_calls
     total_s = time.monotonic() - started
     outcomes = list(report.outcomes.values())
     print(
-        f"kill-loop summary: seed={seed} kills={len(kills)} kills_during_calls={kills_on_calls} "
+        f"kill-loop summary: seed={seed} kills={len(kill_times)} kills_during_calls={kills_on_calls} "
         f"files={len(inputs)} finished_during_loop={finished_in_loop} "
         f"distinct_shas={len(set(inputs.values()))} done={outcomes.count('done')} "
         f"failed={outcomes.count('failed')} recognitions={report.total_recognitions} "
@@ -214,9 +202,7 @@ def test_random_kills_lose_nothing_and_pay_once(
     if KILLS >= 50:  # a loop whose kills never meet a call proves nothing about the paid window
         assert kills_on_calls > 0, "no kill landed during a call"
         assert finished_in_loop > 0, "the service never finished a file between kills"
-    assert not unexplained, "recognized again although no kill cut the earlier call:\n" + "\n".join(
-        f"  {r['time']} audio {r['audio_sha256'][:12]}" for r in unexplained
-    )
+    assert not account.unexplained, unexplained_repeats(account)
     # each kill cuts at most the calls then in flight (concurrency 2); nothing else may cost money
     assert report.duplicates_paid <= 2 * kills_on_calls
     # a restart must understand every state a kill can leave; an exception means it did not

@@ -38,7 +38,13 @@ from tests.reliability.test_kill_loop import (
     outcome_documents,
 )
 from tests.support.audio import make_tone, sha256_file
-from tests.support.checker import JournalQuery, check_outcome, recognition_requests, request_time
+from tests.support.checker import (
+    JournalQuery,
+    account_for_kills,
+    check_outcome,
+    request_time,
+    unexplained_repeats,
+)
 from tests.support.postgres import PASSWORD, PostgresServer, private_server, shared_server
 from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
 
@@ -182,15 +188,8 @@ def kill_loop(root: Path, emulator: Emulator, services: list[ServiceProcess], ki
         crashed += [e for e in service.events if e.get("event") == "job_crashed"]
     # each host's staging folder is judged last, below: the promises about files and payments first
     report = check_outcome(layout, inputs, emulator, journal=site.journal())
-    kills_sorted = sorted(kill_times)
-    repeated = [r for requests in report.paid_by_audio.values() for r in requests[:-1]]
-    repeated += report.unattributed
-    unexplained = [
-        r for r in repeated
-        if not any(request_time(r) <= k <= request_time(r) + EXPOSURE_S for k in kills_sorted)
-    ]  # fmt: skip
-    paid_times = [request_time(r) for r in recognition_requests(emulator)]
-    kills_on_calls = sum(1 for k in kills_sorted if any(k - EXPOSURE_S <= t <= k for t in paid_times))
+    account = account_for_kills(report, emulator, kill_times, EXPOSURE_S)
+    kills_on_calls = account.kills_on_calls
     sent = quota_calls(emulator)
     throttled = [r for r in emulator.requests() if r["status"] == 429]
     busiest = busiest_window([request_time(r) for r in sent])
@@ -207,9 +206,7 @@ def kill_loop(root: Path, emulator: Emulator, services: list[ServiceProcess], ki
     assert not died_alone, "a service died by itself:\n" + "\n".join(died_alone)
     assert not throttled, f"{len(throttled)} replies were 429 (the shared quota was not kept)"
     assert busiest <= quota, f"{busiest} recognitions within one minute, over the quota of {quota}"
-    assert not unexplained, "recognized again although no kill cut the earlier call:\n" + "\n".join(
-        f"  {r['time']} audio {r['audio_sha256'][:12]}" for r in unexplained
-    )
+    assert not account.unexplained, unexplained_repeats(account)
     # each kill cuts at most the calls then in flight in its process (concurrency 2)
     assert report.duplicates_paid <= 2 * kills_on_calls
     assert not crashed, "jobs crashed after kills:\n" + "\n".join(

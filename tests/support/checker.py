@@ -93,6 +93,44 @@ def request_time(record: dict[str, Any]) -> float:
     return datetime.fromisoformat(record["time"]).timestamp()
 
 
+@dataclass(frozen=True)
+class KillAccount:
+    """Paid repeats set against the kills of a kill -9 loop."""
+
+    unexplained: list[dict[str, Any]]  # repeated recognitions no kill can account for
+    kills_on_calls: int  # kills that landed while a paid request was in its exposure window
+
+
+def account_for_kills(
+    report: Report, emulator: Emulator, kill_times: Sequence[float], exposure_s: float
+) -> KillAccount:
+    """Why duplicates can be non-zero, and which ones may not be there.
+
+    A recognition is paid when the API accepts it, but the service learns the answer only when the reply
+    arrives and remembers it only once its commit is on disk. A kill inside that window (``exposure_s``
+    from the request's arrival) cannot be known to the next run, which pays once more. So every repeated
+    recognition of a piece of audio needs a kill inside its window; one without is a replay of a
+    committed answer.
+    """
+    kills = sorted(kill_times)
+    repeated = [r for requests in report.paid_by_audio.values() for r in requests[:-1]]
+    repeated += report.unattributed
+    unexplained = [
+        r for r in repeated
+        if not any(request_time(r) <= k <= request_time(r) + exposure_s for k in kills)
+    ]  # fmt: skip
+    paid_times = [request_time(r) for r in recognition_requests(emulator)]
+    on_calls = sum(1 for k in kills if any(k - exposure_s <= t <= k for t in paid_times))
+    return KillAccount(unexplained, on_calls)
+
+
+def unexplained_repeats(account: KillAccount) -> str:
+    """The assertion message for repeats no kill explains."""
+    return "recognized again although no kill cut the earlier call:\n" + "\n".join(
+        f"  {r['time']} audio {r['audio_sha256'][:12]}" for r in account.unexplained
+    )
+
+
 def open_journal(path: Path) -> sqlite3.Connection:
     """The journal opened read-only, so the checker can never repair what it is judging."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)

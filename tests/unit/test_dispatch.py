@@ -218,3 +218,24 @@ def test_scan_and_poll_cadence() -> None:
     assert next_scan_at(100.0, 5.0, available=False) == 105.0
     assert next_poll_at(100.0, 600.0) == 103.0
     assert next_poll_at(100.0, 1.0) == 101.0
+
+
+def test_a_settling_file_is_looked_at_when_it_may_be_ready_not_at_the_next_tick() -> None:
+    empty = plan(Situation(queues=(InboxQueue(A, ()),), now=10.0, capacity=4, settles_at=14.5))
+    assert empty.look_again_at == 14.5
+    # with files held back too, whichever comes first
+    held = Situation(queues=(InboxQueue(A, ("a1",)),), now=10.0, capacity=4, not_before={(A, "a1"): 12.0},
+                     settles_at=14.5)  # fmt: skip
+    assert plan(held).look_again_at == 12.0
+    assert plan(Situation(queues=held.queues, now=10.0, capacity=4, not_before=held.not_before,
+                          settles_at=11.0)).look_again_at == 11.0  # fmt: skip
+    # no free slot: a finished file wakes the loop, the settling one waits for that
+    full = Situation(queues=(InboxQueue(A, ()),), now=10.0, capacity=1, in_flight=frozenset({(B, "x")}),
+                     settles_at=14.5)  # fmt: skip
+    assert plan(full).look_again_at is None
+
+
+def test_a_settling_time_already_past_does_not_make_the_loop_spin() -> None:
+    # an inbox out of reach keeps its settling files unlooked-at: no look-again time from them
+    stale = plan(Situation(queues=(InboxQueue(A, ()),), now=10.0, capacity=4, settles_at=9.0))
+    assert stale.look_again_at is None

@@ -59,6 +59,8 @@ class Situation:
     state_full: bool = False
     # files found changed or gone when looked at right before starting: skipped as if not there
     refused: frozenset[Key] = frozenset()
+    # when the first file still settling is due to be looked at again: it may be ready then
+    settles_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,10 @@ def plan(situation: Situation) -> Plan:
     """The files to start now, in order, and when something held back could start."""
     s = situation
     pause_probe_at = dict(s.pause_probe_at)
-    if not may_start(s) or not any(queue.head for queue in s.queues):
+    if not may_start(s):
         return Plan((), pause_probe_at)
+    if not any(queue.head for queue in s.queues):
+        return Plan((), pause_probe_at, look_again_at=_settles_at(s))
     in_flight = set(s.in_flight)
     starts: list[Start] = []
     output_probe_at: dict[str, float] = {}
@@ -161,8 +165,10 @@ def _startable(
 
 
 def _look_again_at(s: Situation, in_flight: set[Key]) -> float | None:
-    """Free slots are left: the earliest wait among the files held back, or a full folder's next probe."""
-    times = []
+    """Free slots are left: the earliest wait among the files held back, a full folder's next probe, or
+    the moment a settling file may be ready (looked at then, not at the next tick: pickup latency)."""
+    settles_at = _settles_at(s)
+    times = [] if settles_at is None else [settles_at]
     for queue in s.queues:
         if queue.output_probe_at is not None and queue.head:
             if queue.output_probe_at > s.now:
@@ -176,6 +182,11 @@ def _look_again_at(s: Situation, in_flight: set[Key]) -> float | None:
             if until > s.now and key not in in_flight and key not in s.refused:
                 times.append(until)
     return min(times, default=None)
+
+
+def _settles_at(s: Situation) -> float | None:
+    # one already past was not looked at (its inbox is out of reach): the regular tick looks again
+    return s.settles_at if s.settles_at is not None and s.settles_at > s.now else None
 
 
 def woken(incomplete_at: Mapping[Key, Fingerprint], seen: Mapping[Key, Fingerprint]) -> list[Key]:

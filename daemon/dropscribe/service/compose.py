@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from dropscribe.adapters.dashscope import DashScopeClient
 from dropscribe.adapters.openai_asr import OpenAIRecognizer
@@ -29,7 +29,7 @@ from dropscribe.config.model import DEFAULT_BACKEND, DashScopeSettings, OpenAIBa
 from dropscribe.core.budget import BudgetLimit
 from dropscribe.core.errors import ConfigError
 from dropscribe.core.formats import DASHSCOPE, OPENAI, format_policy
-from dropscribe.core.ports.claims import Claims
+from dropscribe.core.ports.claims import ClaimsJournal
 from dropscribe.core.ports.clock import Clock
 from dropscribe.core.ports.journal import Journal
 from dropscribe.core.ports.notifier import Notifier
@@ -284,7 +284,7 @@ class Graph:
     settings: Settings  # as composed; each wiring carries the settings it was built from
     env: Mapping[str, str]
     config_path: Path | None
-    journal: Journal
+    journal: ClaimsJournal
     status_file: StatusFile
     watcher: Watcher
     web: WebServer | None  # /, /api/status, /metrics, /healthz and the actions
@@ -363,7 +363,7 @@ def compose(
     clock = clock or SystemClock()
     leases = None
     if settings.state.url is not None:  # a PostgreSQL journal keeps the claims too
-        leases = Leases(cast(Claims, journal), lease_s=settings.state.lease_s)
+        leases = Leases(journal, lease_s=settings.state.lease_s)
     return Graph(
         settings=settings, env=env, config_path=config_path, journal=journal,
         status_file=StatusFile(settings.state.path), watcher=Watcher(), web=web, web_token=web_token,

@@ -39,6 +39,7 @@ class Dispatcher:
             queues=(), now=now, capacity=2 * ds.concurrency, in_flight=frozenset(q.in_flight),
             not_before=q.not_before, busy=frozenset(q.targets.values()), pause_probe_at=q.backend_probe_at,
             pause_probe_s=ds.pause_probe_s, state_full=q.state_full is not None,
+            settles_at=min((s.next_due() for s in wiring.scanners.values() if s.settling), default=None),
         )  # fmt: skip
         if not dispatch.may_start(situation):
             return None

@@ -7,16 +7,15 @@ claims table says nothing the lock file does not. What the rows mean is decided 
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from dropscribe.config.model import Settings
 from dropscribe.core.errors import StateFullError
 from dropscribe.core.hosts_view import SEEN_WITHIN_S, hosts_view
-from dropscribe.core.ports.claims import Claims
-from dropscribe.core.ports.journal import Journal
+from dropscribe.core.ports.claims import ClaimsJournal
 
 
-def read_hosts(settings: Settings, journal: Journal) -> dict[str, Any] | None:
+def read_hosts(settings: Settings, journal: ClaimsJournal) -> dict[str, Any] | None:
     """The hosts view of a shared journal; None without ``state.url``.
 
     If the database cannot answer, the view says so (``problem``) instead of failing the page or the
@@ -24,10 +23,9 @@ def read_hosts(settings: Settings, journal: Journal) -> dict[str, Any] | None:
     """
     if settings.state.url is None:
         return None
-    claims = cast(Claims, journal)  # both journals implement the claims port (see service.compose)
     lease_s = settings.state.lease_s
     try:
-        return hosts_view(claims.hosts(within_s=SEEN_WITHIN_S), claims.claims(), lease_s)
+        return hosts_view(journal.hosts(within_s=SEEN_WITHIN_S), journal.claims(), lease_s)
     except StateFullError as exc:
         view = hosts_view((), (), lease_s)
         view["problem"] = f"the hosts could not be read: {exc}"

@@ -11,13 +11,13 @@ from urllib.parse import unquote, urlsplit
 from dropscribe.adapters.journal import SqliteJournal
 from dropscribe.config.model import Settings
 from dropscribe.core.errors import ConfigError
-from dropscribe.core.ports.journal import Journal
+from dropscribe.core.ports.claims import ClaimsJournal
 from dropscribe.logs import register_secret
 
 __all__ = ["journal_label", "journal_present", "open_journal"]
 
 
-def open_journal(settings: Settings, env: Mapping[str, str] | None = None) -> Journal:
+def open_journal(settings: Settings, env: Mapping[str, str] | None = None) -> ClaimsJournal:
     """The journal the config names: PostgreSQL for ``state.url``, else SQLite at ``state.path``."""
     state = settings.state
     if state.url is None:

@@ -167,6 +167,10 @@ class InboxScanner:
         for relpath in paths.union(due):
             self._restat(relpath, now, busy, folder_rules)
 
+    def next_due(self) -> float:
+        """When the first file still settling is to be looked at again (only while one is)."""
+        return min(self.settling.values())
+
     def recheck(self, relpath: str, now: float, busy: set[str]) -> bool:
         """Before a candidate is taken: still there, and still what was seen settled?"""
         self._restat(relpath, now, busy, {})

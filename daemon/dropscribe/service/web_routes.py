@@ -11,8 +11,8 @@ from typing import Any
 from dropscribe.adapters.web_server import RequestError, Routes
 from dropscribe.config.model import Settings, WebSettings
 from dropscribe.core.errors import ConfigError
+from dropscribe.core.ports.claims import ClaimsJournal
 from dropscribe.core.ports.clock import Clock
-from dropscribe.core.ports.journal import Journal
 from dropscribe.core.status_view import build_view
 from dropscribe.logs import get_logger, register_secret
 from dropscribe.service.hosts_view import read_hosts
@@ -85,7 +85,7 @@ def retry_request(body: Mapping[str, Any]) -> list[Path] | None:
 def make_routes(
     *,
     settings: Callable[[], Settings],
-    journal: Journal,
+    journal: ClaimsJournal,
     live: Callable[[], Mapping[str, Any]],
     health: Callable[[], tuple[str, ...]],
     metrics: ServiceMetrics,

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from dropscribe.core.hosts import ClaimRecord, HostRecord
+from dropscribe.core.ports.journal import Journal
 
 
 class Claims(Protocol):
@@ -70,3 +71,7 @@ class Claims(Protocol):
     def claims(self) -> list[ClaimRecord]:
         """Every file claim, soonest to expire first."""
         ...
+
+
+class ClaimsJournal(Journal, Claims, Protocol):
+    """A journal that also keeps the claims: both implementations are one (on SQLite, for one process)."""
