@@ -65,8 +65,8 @@ class Site:
     db: str
     configs: dict[str, Path] = field(default_factory=dict)
 
-    def start(self, host: str) -> ServiceProcess:
-        return ServiceProcess(self.configs[host], {**NO_CRASH_POINT, PASSWORD_ENV: PASSWORD})
+    def start(self, host: str, **env: str) -> ServiceProcess:
+        return ServiceProcess(self.configs[host], {**NO_CRASH_POINT, PASSWORD_ENV: PASSWORD, **env})
 
     def journal(self) -> JournalQuery:
         return functools.partial(self.server.rows, db=self.db)
@@ -297,3 +297,37 @@ def test_two_hosts_wait_out_a_database_restart_and_finish_every_file_once(
     assert report.duplicates_paid <= 2 * len(hosts)
     crashed = [e for h in hosts for e in h.events if e.get("event") == "job_crashed"]
     assert not crashed, crashed
+
+
+def test_a_file_moved_while_the_database_was_away_is_finished_once_it_answers(
+    tmp_path: Path,
+    quota_emulator: Callable[[int], Emulator],
+    own_server: PostgresServer,
+    services: list[ServiceProcess],
+) -> None:
+    """The move is done, its record cannot be: once the database answers, the same process finishes the
+    file (no restart), paying nothing again."""
+    emulator = quota_emulator(0)
+    site = make_site(tmp_path / "site", emulator, own_server, ("a",))
+    host = site.start("a", DROPSCRIBE_STALL_AT="after_move:4").wait_started()
+    services.append(host)
+    path = make_tone(site.layout.inbox / "talk.wav", seconds=1.0, fmt="wav")
+    inputs = {path.name: sha256_file(path)}
+    wait_for(lambda: host.saw("stall_point", point="after_move"), timeout=30)
+    assert (site.layout.done / "talk.wav").exists()
+    own_server.stop()  # the worker wakes to record the move while the database is away
+    # the record of the move failed: nothing is taken until the journal answers again
+    wait_for(lambda: host.saw("state_full"), timeout=30)
+    own_server.start()
+
+    def states() -> list[object]:
+        return [row["state"] for row in site.journal()("SELECT state FROM jobs")]
+
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: states() == ["done"], timeout=30)
+    assert states() == ["done"], "the moved file was never recorded as done"
+    assert host.proc.poll() is None, "the service gave up instead of waiting"
+    assert host.stop() == 0
+    report = check_outcome(site.layout, inputs, emulator, journal=site.journal(), staging=site.stagings())
+    assert report.outcomes == {"talk.wav": "done"}
+    assert report.duplicates_paid == 0
