@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,29 @@ def test_existing_files_and_subfolders_are_processed_at_start(
         "alice/2026/memo.json", "alice/2026/memo.mp3", "alice/2026/memo.txt",
         "top.json", "top.txt", "top.wav",
     ]  # fmt: skip
+
+
+def test_a_backlog_quiet_for_longer_than_the_settle_time_is_sent_at_start_a_fresh_file_waits(
+    layout: Layout, emulator: Emulator, services: list[ServiceProcess]
+) -> None:
+    """On a local disk a file's modification time says how long it has been quiet: files left waiting
+    while the service was down are not watched for another settle time; a file just written is."""
+    settle_s = 8.0
+    layout.data["inboxes"][0]["settle_s"] = settle_s
+    layout.write()
+    old = make_tone(layout.inbox / "old.wav", seconds=1.0, fmt="wav")
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    written_at = make_tone(layout.inbox / "fresh.wav", seconds=1.0, fmt="wav", freq=600.0).stat().st_mtime
+    service = start(layout, services)
+    started = next(e for e in list(service.events) if e.get("event") == "service_started")
+    started_at = dt.datetime.fromisoformat(started["timestamp"].replace("Z", "+00:00")).timestamp()
+    wait_for(lambda: (layout.done / "fresh.txt").exists(), timeout=30)
+    taken = {e["relpath"]: dt.datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp()
+             for e in list(service.events) if e.get("event") == "job_taken"}  # fmt: skip
+    assert taken["old.wav"] - started_at < settle_s / 2
+    # quiet since it was written, a moment before the start: taken once that is settle_s ago
+    assert taken["fresh.wav"] - written_at >= settle_s - 0.1
 
 
 def test_names_in_done_are_never_overwritten(

@@ -7,6 +7,7 @@ filesystem and the real rule cache.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,7 @@ def test_an_event_names_the_one_path_to_look_at(scanner: InboxScanner) -> None:
     path = write(scanner.inbox.path / "a" / "event.wav")
     scanner.note_event(str(path), False)
     scanner.refresh(1.0, set(), poll=False)
-    assert scanner.settling == {"a/event.wav": 1.0 + SETTLE}
+    assert scanner.settling == {"a/event.wav": pytest.approx(1.0 + SETTLE, abs=0.5)}
     path.unlink()
     scanner.note_event(str(path), False)
     scanner.refresh(2.0, set(), poll=False)
@@ -118,3 +119,47 @@ def test_an_unreachable_inbox_is_not_an_empty_one(scanner: InboxScanner, tmp_pat
     result = scanner.scan(2.0, set())
     assert not result.available
     assert "one.wav" in scanner.observations
+
+
+def dated(path: Path, age_s: float) -> Path:
+    """Give ``path`` a modification time ``age_s`` ago (negative: in the future)."""
+    at = time.time() - age_s
+    os.utime(path, (at, at))
+    return path
+
+
+def test_on_a_local_disk_a_file_quiet_longer_than_the_settle_time_is_ready_at_first_sight(
+    scanner: InboxScanner,
+) -> None:
+    assert scanner.own_clock  # pytest's temporary folder is on a local disk
+    dated(write(scanner.inbox.path / "old.wav"), 3600)
+    write(scanner.inbox.path / "new.wav")
+    dated(write(scanner.inbox.path / "almost.wav"), SETTLE - 2)
+    dated(write(scanner.inbox.path / "future.wav"), -3600)  # a clock gone wrong proves nothing
+    scanner.scan(0.0, set())
+    assert list(scanner.candidates) == ["old.wav"]
+    assert scanner.settling["new.wav"] == pytest.approx(SETTLE, abs=0.5)
+    assert scanner.settling["almost.wav"] == pytest.approx(2.0, abs=0.5)
+    assert scanner.settling["future.wav"] == SETTLE
+
+
+def test_on_a_share_file_times_are_not_trusted(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    settings = InboxSettings(path=inbox, done=tmp_path / "done", failed=tmp_path / "failed", settle_s=SETTLE)
+    scanner = InboxScanner(settings, RuleCache(settings, RuleSet()), own_clock=False)
+    dated(write(inbox / "old.wav"), 3600)
+    scanner.scan(0.0, set())
+    assert scanner.candidates == {}
+    assert scanner.settling == {"old.wav": SETTLE}
+
+
+def test_an_old_file_that_changes_while_watched_waits_the_whole_settle_time(scanner: InboxScanner) -> None:
+    path = dated(write(scanner.inbox.path / "one.wav"), 3600)
+    scanner.scan(0.0, set())
+    assert list(scanner.candidates) == ["one.wav"]
+    with open(path, "ab") as out:
+        out.write(b"more")
+    dated(path, 3600)  # a writer that puts the old time back does not make the change old
+    scanner.scan(1.0, set())
+    assert scanner.candidates == {}
+    assert scanner.settling == {"one.wav": 1.0 + SETTLE}

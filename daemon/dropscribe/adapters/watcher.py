@@ -68,6 +68,13 @@ def filesystem_type(path: Path) -> str | None:
     return best[1] if best else None
 
 
+def on_own_clock(path: Path) -> bool:
+    """Whether file times under ``path`` are set by this machine's clock: a local disk, not a share
+    (NFS, SMB and FUSE file systems take them from a server whose clock may differ)."""
+    kind = filesystem_type(path)
+    return kind is not None and kind not in NETWORK_FILESYSTEMS and not kind.startswith("fuse")
+
+
 def wants_events(path: Path, polling: bool | str) -> bool:
     """inotify is worth it on local disks only; ``polling: auto`` decides by the mount's type."""
     if polling is True:

@@ -8,6 +8,9 @@ to be looked at again because they were still settling. Its cost follows the cha
 the inbox, so a 10,000-file backlog costs no more per file than a 1,000-file one.
 
 Settled files wait in ``candidates``, in the order they were found, until the dispatcher takes them.
+On a local disk a file seen for the first time counts as quiet since its modification time (a backlog
+waiting when the service starts is taken at once); on a share the server's clock may differ from ours,
+so there the service watches each new file for the whole settle time itself.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from dropscribe.adapters import files
-from dropscribe.adapters.watcher import is_mount_point
+from dropscribe.adapters.watcher import is_mount_point, on_own_clock
 from dropscribe.config.model import InboxSettings
-from dropscribe.core.gate import Fingerprint, Observation, is_settled, observe
+from dropscribe.core.gate import Fingerprint, Observation, is_settled, observe, settles_at
 from dropscribe.core.naming import is_ignored, is_ignored_dir
 from dropscribe.core.ruleset import EffectiveRules
 from dropscribe.service.rule_cache import RuleCache, RulesHeld
@@ -41,9 +45,12 @@ class ScanResult:
 
 
 class InboxScanner:
-    def __init__(self, inbox: InboxSettings, rules: RuleCache) -> None:
+    def __init__(self, inbox: InboxSettings, rules: RuleCache, *, own_clock: bool | None = None) -> None:
+        """``own_clock``: whether file times in the inbox come from this machine's clock (None: decided
+        by the file system the inbox is on)."""
         self.inbox = inbox
         self.rules = rules
+        self.own_clock = on_own_clock(inbox.path) if own_clock is None else own_clock
         self.observations: dict[str, Observation] = {}
         self.candidates: dict[str, EffectiveRules] = {}  # settled and not in flight, oldest first
         self.settling: dict[str, float] = {}  # relpath -> when to look at it again (monotonic)
@@ -298,12 +305,13 @@ class InboxScanner:
             self.settling.pop(relpath, None)
             return True
         fingerprint: Fingerprint = (ident.dev, ident.ino, ident.size, ident.mtime_ns)
-        obs = observe(self.observations.get(relpath), fingerprint, now)
+        quiet_before_s = time.time() - ident.mtime_ns / 1e9 if self.own_clock else 0.0
+        obs = observe(self.observations.get(relpath), fingerprint, now, quiet_before_s=quiet_before_s)
         self.observations[relpath] = obs
         if is_settled(obs, now, self.inbox.settle_s):
             self.settling.pop(relpath, None)
             self.candidates.setdefault(relpath, rules)
         else:
             self.candidates.pop(relpath, None)
-            self.settling[relpath] = obs.since + self.inbox.settle_s
+            self.settling[relpath] = settles_at(obs, self.inbox.settle_s)
         return True
