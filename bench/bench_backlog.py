@@ -381,8 +381,8 @@ def print_pickup(rows: list[PickupRow]) -> None:
         lat = r.latencies
         low, high = (min(lat), max(lat)) if lat else (math.nan, math.nan)
         print(
-            f"| {mark(r.mode, r.code)} | {r.files} | {r.mean_gap_s:g} s | {percentile(lat, 0.5):.1f} s "
-            f"| {percentile(lat, 0.99):.1f} s | {low:.1f} s | {high:.1f} s | {r.missing} "
+            f"| {mark(r.mode, r.code)} | {r.files} | {r.mean_gap_s:g} s | {percentile(lat, 0.5):.2f} s "
+            f"| {percentile(lat, 0.99):.2f} s | {low:.2f} s | {high:.2f} s | {r.missing} "
             f"| {r.usage.peak_rss_mib:.0f} MiB | {r.load1:.2f} |"
         )
     print(

@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from dropscribe.adapters.allocator import map_large_blocks
     from dropscribe.adapters.instance import AlreadyRunningError, InstanceLock
     from dropscribe.service.compose import compose
     from dropscribe.service.runner import Service
@@ -116,6 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"dropscribe: {exc}; not starting a second one", file=sys.stderr)
         return EX_TEMPFAIL
     with lock:  # held for the life of the process; an os._exit or kill -9 drops it just the same
+        map_large_blocks()  # months of multi-megabyte request bodies would otherwise stay in the heaps
         service = Service(compose(settings, dict(os.environ), config_path=args.config))
         install_signal_handlers(service)
         return service.run()

@@ -8,8 +8,6 @@ after Ctrl-C or a give-up, or a second run of the same file pays only for what i
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import random
 import signal
 import threading
@@ -19,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from dropscribe.adapters import files
+from dropscribe.adapters import allocator, files
 from dropscribe.adapters.journal import SqliteJournal
 from dropscribe.config.model import (
     DashScopeSettings,
@@ -138,6 +136,7 @@ def transcribe_files(
     """
     settings = load_settings(config, env) if config else _bare_settings(user_journal_path(env))
     configure("console", "warning")
+    allocator.map_large_blocks()  # chunk after chunk of base64 would otherwise stay in the heaps
     resolve_api_key(settings.dashscope, env)  # a missing key is reported before a journal is created
     journal = RunJournal(settings.state.path, fresh=fresh)
     stopping = _SignalSafeStop()
@@ -296,13 +295,12 @@ def _recognize_with_retries(
 
 
 def _return_freed_memory() -> None:
-    """Hand back to the system what a failed attempt freed (glibc; elsewhere nothing happens).
+    """Hand back to the system what a failed attempt freed.
 
     Each attempt decodes on new threads, whose memory lands in new malloc arenas that stay mapped
     once freed: a 1 h file with two throttled attempts peaked at 293 MiB instead of 127 MiB.
     """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).malloc_trim(0)
+    allocator.return_freed_memory()
 
 
 def _delete_uploads(sha: str, journal: Journal, storage: Storage) -> None:
