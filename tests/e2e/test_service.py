@@ -88,15 +88,14 @@ def test_existing_files_and_subfolders_are_processed_at_start(
 def test_a_backlog_quiet_for_longer_than_the_settle_time_is_sent_at_start_a_fresh_file_waits(
     layout: Layout, emulator: Emulator, services: list[ServiceProcess]
 ) -> None:
-    """On a local disk a file's modification time says how long it has been quiet: files left waiting
-    while the service was down are not watched for another settle time; a file just written is."""
-    settle_s = 8.0
+    """On a local disk a file's change time says how long it has been quiet: files left waiting while
+    the service was down are not watched for another settle time; a file just written is."""
+    settle_s = 3.0
     layout.data["inboxes"][0]["settle_s"] = settle_s
     layout.write()
-    old = make_tone(layout.inbox / "old.wav", seconds=1.0, fmt="wav")
-    an_hour_ago = time.time() - 3600
-    os.utime(old, (an_hour_ago, an_hour_ago))
-    written_at = make_tone(layout.inbox / "fresh.wav", seconds=1.0, fmt="wav", freq=600.0).stat().st_mtime
+    make_tone(layout.inbox / "old.wav", seconds=1.0, fmt="wav")
+    time.sleep(settle_s + 0.5)  # waiting while the service is down
+    written_at = make_tone(layout.inbox / "fresh.wav", seconds=1.0, fmt="wav", freq=600.0).stat().st_ctime
     service = start(layout, services)
     started = next(e for e in list(service.events) if e.get("event") == "service_started")
     started_at = dt.datetime.fromisoformat(started["timestamp"].replace("Z", "+00:00")).timestamp()

@@ -12,7 +12,7 @@ class Observation:
     """The last fingerprint seen for a path, and since when it has not changed.
 
     ``quiet_before_s`` is how long the file had already been unchanged when it was first seen, by its
-    modification time, where that time is on the service's own clock (a local disk); 0 elsewhere.
+    change time, where that time is on the service's own clock (a local disk); 0 elsewhere.
     """
 
     fingerprint: Fingerprint

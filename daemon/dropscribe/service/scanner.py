@@ -8,9 +8,9 @@ to be looked at again because they were still settling. Its cost follows the cha
 the inbox, so a 10,000-file backlog costs no more per file than a 1,000-file one.
 
 Settled files wait in ``candidates``, in the order they were found, until the dispatcher takes them.
-On a local disk a file seen for the first time counts as quiet since its modification time (a backlog
-waiting when the service starts is taken at once); on a share the server's clock may differ from ours,
-so there the service watches each new file for the whole settle time itself.
+On a local disk a file seen for the first time counts as quiet since its last change (its ctime: a
+backlog waiting when the service starts is taken at once); on a share the server's clock may differ from
+ours, so there the service watches each new file for the whole settle time itself.
 """
 
 from __future__ import annotations
@@ -305,7 +305,9 @@ class InboxScanner:
             self.settling.pop(relpath, None)
             return True
         fingerprint: Fingerprint = (ident.dev, ident.ino, ident.size, ident.mtime_ns)
-        quiet_before_s = time.time() - ident.mtime_ns / 1e9 if self.own_clock else 0.0
+        # ctime, not mtime: every write, rename, link or chmod moves it, and no tool sets it back (a copy
+        # that keeps the original mtime, or our own link()+unlink() move, still counts as just changed)
+        quiet_before_s = time.time() - max(ident.mtime_ns, ident.ctime_ns) / 1e9 if self.own_clock else 0.0
         obs = observe(self.observations.get(relpath), fingerprint, now, quiet_before_s=quiet_before_s)
         self.observations[relpath] = obs
         if is_settled(obs, now, self.inbox.settle_s):
