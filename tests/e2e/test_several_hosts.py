@@ -121,7 +121,8 @@ def test_two_services_never_overrun_one_budget_together(
     names = [f"b{i}.wav" for i in range(10)]
     for i, name in enumerate(names):
         make_tone(layout.inbox / name, seconds=2.0, fmt="wav", freq=350.0 + 25 * i)
-    wait_for(lambda: len([n for n in layout.done_files() if n.endswith(".txt")]) == 4, timeout=60)
+    # the move is a file's last step: its transcript is in done/ a moment before the recording
+    wait_for(lambda: len([n for n in layout.done_files() if n.endswith(".wav")]) == 4, timeout=60)
     wait_for(lambda: any(s.saw("budget_reached") for s in (first, second)), timeout=30)
     paid = recognition_requests(emulator)
     assert sum(r["duration_s"] for r in paid) <= 8.5
