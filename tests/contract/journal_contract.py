@@ -257,6 +257,27 @@ class JournalContract:
         assert journal.request_ids("rk") == ["req-1", "req-2"]
         assert journal.request_ids("nothing") == []
 
+    def test_an_answer_stored_with_its_call_closes_the_call_with_the_answer(self, journal: Journal) -> None:
+        """The answer and the end of the call that brought it are one step: the call history is what
+        says which audio was paid for, so it may never show an answered call as still open."""
+        answered = journal.call_started("rk", 1, "sync")
+        open_call = journal.call_started("rk", 2, "sync")
+        journal.store_chunk_result("rk", 1, {"text": "b"}, call_id=answered, request_id="req-b")
+        calls = {c.id: c for c in journal.calls_of("rk")}
+        assert (calls[answered].outcome, calls[answered].request_id) == ("ok", "req-b")
+        assert calls[answered].ended_at is not None
+        assert (calls[open_call].outcome, calls[open_call].ended_at) == (None, None)
+        assert journal.chunk_results("rk") == {1: {"text": "b"}}
+        assert journal.request_ids("rk") == ["req-b"]
+
+    def test_a_task_id_stored_with_its_submit_closes_the_submit(self, journal: Journal) -> None:
+        journal.task_submitting("rk")
+        submit = journal.call_started("rk", 0, "submit")
+        journal.task_submitted("rk", "task-1", "req-1", call_id=submit)
+        (call,) = journal.calls_of("rk")
+        assert (call.id, call.outcome, call.request_id) == (submit, "submitted", "req-1")
+        assert [task_id for task_id, _at in filter(None, [journal.task("rk")])] == ["task-1"]
+
     def test_a_task_is_noted_before_and_after_its_submit(self, journal: Journal) -> None:
         assert journal.task("rk") is None
         before = time.time()

@@ -109,8 +109,7 @@ class FiletransRecognition:
             self.journal.call_ended(call_id, type(exc).__name__, exc.request_id)
             raise
         crash_point("after_submit")
-        self.journal.task_submitted(key, task_id, request_id)
-        self.journal.call_ended(call_id, "submitted", request_id)
+        self.journal.task_submitted(key, task_id, request_id, call_id=call_id)
         log.info("task_submitted", task_id=task_id, request_id=request_id)
         crash_point("after_task_stored")
         return task_id

@@ -107,8 +107,11 @@ class RunJournal(SqliteJournal):
                 return None
         return super().result(result_key)
 
-    def store_chunk_result(self, result_key: str, chunk: int, result: dict[str, Any]) -> None:
-        super().store_chunk_result(result_key, chunk, result)
+    def store_chunk_result(
+        self, result_key: str, chunk: int, result: dict[str, Any], *, call_id: int | None = None,
+        request_id: str | None = None,
+    ) -> None:  # fmt: skip
+        super().store_chunk_result(result_key, chunk, result, call_id=call_id, request_id=request_id)
         self._paid(result)
 
     def store_result(self, result_key: str, result: dict[str, Any]) -> None:

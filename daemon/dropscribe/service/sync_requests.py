@@ -185,8 +185,7 @@ class SyncRecognition:
         stored = answer_to_stored(result)
         if fallback and staged is not None:
             stored["sent_as"] = staged.encoding.container
-        self.journal.store_chunk_result(key, index, stored)
-        self.journal.call_ended(call_id, "ok", result.request_id)
+        self.journal.store_chunk_result(key, index, stored, call_id=call_id, request_id=result.request_id)
         log.info("chunk_recognized", chunk=index, request_id=result.request_id,
                  usage_seconds=result.usage_seconds)  # fmt: skip
         crash_point("after_chunk_stored")

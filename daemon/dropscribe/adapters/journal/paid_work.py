@@ -40,13 +40,22 @@ class PaidWorkMixin:
         rows = self._query("SELECT chunk, result_json FROM chunk_results WHERE result_key=?", (result_key,))
         return {r[0]: json.loads(r[1]) for r in rows}
 
-    def store_chunk_result(self, result_key: str, chunk: int, result: dict[str, Any]) -> None:
+    def store_chunk_result(
+        self, result_key: str, chunk: int, result: dict[str, Any], *, call_id: int | None = None,
+        request_id: str | None = None,
+    ) -> None:  # fmt: skip
+        now = time.time()
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO chunk_results (result_key, chunk, result_json, created_at)"
                 " VALUES (?,?,?,?)",
-                (result_key, chunk, json.dumps(result), time.time()),
+                (result_key, chunk, json.dumps(result), now),
             )
+            if call_id is not None:
+                db.execute(
+                    "UPDATE calls SET ended_at=?, outcome='ok', request_id=? WHERE id=?",
+                    (now, request_id, call_id),
+                )
 
     # calls and tasks ---------------------------------------------------------------------------
 
@@ -84,12 +93,19 @@ class PaidWorkMixin:
                 (result_key, time.time()),
             )
 
-    def task_submitted(self, result_key: str, task_id: str, request_id: str | None) -> None:
+    def task_submitted(
+        self, result_key: str, task_id: str, request_id: str | None, *, call_id: int | None = None
+    ) -> None:
         with self._tx() as db:
             db.execute(
                 "UPDATE tasks SET task_id=?, request_id=? WHERE result_key=?",
                 (task_id, request_id, result_key),
             )
+            if call_id is not None:
+                db.execute(
+                    "UPDATE calls SET ended_at=?, outcome='submitted', request_id=? WHERE id=?",
+                    (time.time(), request_id, call_id),
+                )
 
     def forget_task(self, result_key: str) -> None:
         with self._tx() as db:

@@ -55,13 +55,23 @@ class PgPaidWorkMixin(_Host):
         rows = self._query("SELECT chunk, result_json FROM chunk_results WHERE result_key=%s", (result_key,))
         return {int(r["chunk"]): json.loads(r["result_json"]) for r in rows}
 
-    def store_chunk_result(self, result_key: str, chunk: int, result: dict[str, Any]) -> None:
-        self._write(
-            "INSERT INTO chunk_results (result_key, chunk, result_json, created_at) VALUES (%s,%s,%s,%s)"
-            " ON CONFLICT (result_key, chunk) DO UPDATE SET result_json=EXCLUDED.result_json,"
-            " created_at=EXCLUDED.created_at",
-            (result_key, chunk, json.dumps(result), time.time()),
-        )
+    def store_chunk_result(
+        self, result_key: str, chunk: int, result: dict[str, Any], *, call_id: int | None = None,
+        request_id: str | None = None,
+    ) -> None:  # fmt: skip
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO chunk_results (result_key, chunk, result_json, created_at) VALUES (%s,%s,%s,%s)"
+                " ON CONFLICT (result_key, chunk) DO UPDATE SET result_json=EXCLUDED.result_json,"
+                " created_at=EXCLUDED.created_at",
+                (result_key, chunk, json.dumps(result), now),
+            )
+            if call_id is not None:
+                db.execute(
+                    "UPDATE calls SET ended_at=%s, outcome='ok', request_id=%s WHERE id=%s",
+                    (now, request_id, call_id),
+                )
 
     def forget_result(self, result_key: str) -> None:
         """Drop the answer, its chunk answers and any task id; the calls stay as the record of payment."""
@@ -118,11 +128,19 @@ class PgPaidWorkMixin(_Host):
             (result_key, time.time()),
         )
 
-    def task_submitted(self, result_key: str, task_id: str, request_id: str | None) -> None:
-        self._write(
-            "UPDATE tasks SET task_id=%s, request_id=%s WHERE result_key=%s",
-            (task_id, request_id, result_key),
-        )
+    def task_submitted(
+        self, result_key: str, task_id: str, request_id: str | None, *, call_id: int | None = None
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE tasks SET task_id=%s, request_id=%s WHERE result_key=%s",
+                (task_id, request_id, result_key),
+            )
+            if call_id is not None:
+                db.execute(
+                    "UPDATE calls SET ended_at=%s, outcome='submitted', request_id=%s WHERE id=%s",
+                    (time.time(), request_id, call_id),
+                )
 
     def forget_task(self, result_key: str) -> None:
         self._write("DELETE FROM tasks WHERE result_key=%s", (result_key,))

@@ -123,7 +123,17 @@ class Journal(Protocol):
 
     def chunk_results(self, result_key: str) -> dict[int, dict[str, Any]]: ...
 
-    def store_chunk_result(self, result_key: str, chunk: int, result: dict[str, Any]) -> None: ...
+    def store_chunk_result(
+        self, result_key: str, chunk: int, result: dict[str, Any], *, call_id: int | None = None,
+        request_id: str | None = None,
+    ) -> None:  # fmt: skip
+        """Store (or replace) one chunk's answer.
+
+        With ``call_id``, the call that brought it is closed as ``ok`` with ``request_id`` in the same
+        transaction: a crash leaves either both or neither, never a stored answer whose call looks
+        unanswered (the call history is the record of what was paid, and of which audio it was for).
+        """
+        ...
 
     def forget_result(self, result_key: str) -> None:
         """Drop the answer, its chunk answers and its task; the calls stay as the record of payment."""
@@ -155,7 +165,12 @@ class Journal(Protocol):
 
     def task_submitting(self, result_key: str) -> None: ...
 
-    def task_submitted(self, result_key: str, task_id: str, request_id: str | None) -> None: ...
+    def task_submitted(
+        self, result_key: str, task_id: str, request_id: str | None, *, call_id: int | None = None
+    ) -> None:
+        """Record the accepted task's id; with ``call_id``, close that submit call as ``submitted`` in
+        the same transaction."""
+        ...
 
     def forget_task(self, result_key: str) -> None: ...
 
