@@ -6,10 +6,12 @@ import base64
 import hashlib
 import io
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +30,7 @@ from dropscribe.adapters.storage import DashScopeTempStorage
 from dropscribe.core import recognition
 from dropscribe.core.dashscope_wire import (
     MalformedResponseError,
+    generation_body_around,
     parse_generation,
     parse_task,
     parse_transcription,
@@ -41,7 +44,7 @@ from dropscribe.core.errors import (
     StorageUnavailableError,
 )
 from dropscribe.core.ports.recognizer import Recognizer
-from dropscribe.core.recognition import AsrOptions, AsrResult, Sentence, TaskState
+from dropscribe.core.recognition import AsrOptions, AsrResult, InlineAudio, Sentence, TaskState
 from dropscribe.emulator import Emulator, EmulatorConfig, Fault, emulated_sentence, emulated_text
 from tests.support.audio import make_tone
 from tests.support.s3 import (  # noqa: F401  (fixtures are used by name)
@@ -164,6 +167,41 @@ class TestRecognize:
         assert record["context"] == "Names: Ada Lovelace"
         assert header(record, "X-DashScope-OssResourceResolve") is None
         assert header(record, "Content-Type") == "application/json"
+
+    def test_a_staged_file_goes_out_as_the_same_data_url_read_while_it_is_sent(
+        self, emulator: Emulator, client: DashScopeClient, audio: Audio, tmp_path: Path
+    ) -> None:
+        """The body is streamed from the file with its length announced: not sent in HTTP chunks, and
+        the server reads the same JSON, audio and all, as from a built data URL."""
+        staged = tmp_path / "chunk-0000.wav"
+        staged.write_bytes(audio.data)
+        options = AsrOptions(language="en", context='Names: "Ada" \\ Lovelace, 术语 \x00audio\x00')
+
+        streamed = client.recognize(SYNC, InlineAudio(str(staged), "audio/wav", len(audio.data)), options)
+        built = client.recognize(SYNC, audio.data_url, options)
+
+        first, second = recorded(emulator, "generation", count=2)
+        assert (
+            (streamed.text, streamed.usage_seconds) == (built.text, built.usage_seconds) == (audio.text, 2.0)
+        )
+        for record in (first, second):
+            assert (record["status"], record["audio_kind"]) == (200, "data")
+            assert record["audio_sha256"] == audio.sha256
+            assert record["context"] == options.context
+            assert header(record, "Transfer-Encoding") is None
+        whole = json.dumps(make_generation_body(SYNC, audio.data_url, options), ensure_ascii=True)
+        assert header(first, "Content-Length") == str(len(whole))
+
+    def test_a_staged_file_that_changed_size_is_not_sent(
+        self, emulator: Emulator, client: DashScopeClient, audio: Audio, tmp_path: Path
+    ) -> None:
+        staged = tmp_path / "chunk-0000.wav"
+        staged.write_bytes(audio.data[:-100])
+
+        with pytest.raises(AsrUnavailableError, match="changed before it was sent"):
+            client.recognize(SYNC, InlineAudio(str(staged), "audio/wav", len(audio.data)), AsrOptions())
+
+        assert [r for r in requests_to(emulator, "generation") if r["status"] == 200] == []
 
     def test_auto_language_sends_no_language(
         self, emulator: Emulator, client: DashScopeClient, audio: Audio
@@ -459,6 +497,17 @@ class TestTemporaryUpload:
 
         assert client.recognize(SYNC, url, AsrOptions(), oss_resolve=storage.oss_resolve).text == audio.text
 
+    def test_a_staged_file_is_uploaded_whole(
+        self, client: DashScopeClient, audio: Audio, tmp_path: Path
+    ) -> None:
+        staged = tmp_path / "chunk-0000.wav"
+        staged.write_bytes(audio.data)
+
+        url = DashScopeTempStorage(client).put_file(f"{audio.sha256}/0.wav", staged, "audio/wav", SYNC)
+
+        assert url.startswith("oss://")
+        assert client.recognize(SYNC, url, AsrOptions(), oss_resolve=True).text == audio.text
+
     def test_without_resolve_header(self, client: DashScopeClient, audio: Audio) -> None:
         """Forgetting the resolve header is refused the way the real service refuses it."""
         url = client.upload_temp(SYNC, f"{audio.sha256}/0.wav", audio.data)
@@ -746,6 +795,27 @@ class TestPureParts:
                 "asr_options": {"enable_itn": False, "language": "zh"},
             },
         }
+
+    @pytest.mark.parametrize(
+        ("model", "options"),
+        [
+            (SYNC, AsrOptions(language="zh", context='术语 "quoted" \\ \x00audio\x00')),
+            ("qwen-audio-asr", AsrOptions()),
+        ],
+    )
+    def test_a_streamed_body_is_the_built_one(self, model: str, options: AsrOptions) -> None:
+        """Before, the audio's base64, after: the same JSON as the body built around the whole data URL."""
+        audio = InlineAudio("unused", "audio/flac", 5)
+        encoded = base64.b64encode(b"12345").decode()
+
+        before, after = generation_body_around(model, audio, options)
+
+        assert json.loads(before + encoded.encode() + after) == make_generation_body(
+            model, f"data:audio/flac;base64,{encoded}", options
+        )
+        assert len(before) + len(encoded) + len(after) == len(
+            json.dumps(make_generation_body(model, f"data:audio/flac;base64,{encoded}", options))
+        )
 
     def test_usage_in_audio_tokens_is_seconds(self) -> None:
         """qwen-audio-asr bills in tokens, 25 per second; a boolean "seconds" counts as none."""

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from dropscribe.adapters.s3_storage import S3Storage
 from dropscribe.adapters.storage import MAX_DATA_URL_BYTES, InlineStorage, PayloadTooLargeError
 from dropscribe.core.errors import AccountError, ConfigError, StorageUnavailableError
+from dropscribe.core.recognition import InlineAudio
 from tests.support.s3 import (  # noqa: F401  (fixtures are used by name)
     REGION,
     S3Target,
@@ -70,6 +72,14 @@ class TestS3Storage:
 
         assert object_keys(s3_bucket) == []
         assert httpx.get(url).status_code == 404
+
+    def test_a_file_is_uploaded_whole(self, storage: S3Storage, s3_bucket: S3Target, tmp_path: Path) -> None:
+        staged = tmp_path / "chunk-0003.flac"
+        staged.write_bytes(AUDIO)
+
+        url = storage.put_file(KEY, staged, "audio/flac", "qwen3-asr-flash")
+
+        assert httpx.get(url).content == AUDIO
 
     def test_upload_carries_sha256_checksum(self, storage: S3Storage, s3_bucket: S3Target) -> None:
         """The store receives and keeps a SHA-256 of the body, so a corrupted upload is refused."""
@@ -189,6 +199,24 @@ class TestInlineStorage:
         """A stream longer or shorter than the announced size is refused, not silently cut."""
         with pytest.raises(ValueError, match="expected"):
             InlineStorage().put(KEY, io.BytesIO(AUDIO), len(AUDIO) - 1, "audio/flac", "qwen3-asr-flash")
+
+    def test_a_file_is_handed_back_to_be_read_as_its_request_is_sent(self, tmp_path: Path) -> None:
+        staged = tmp_path / "chunk-0003.flac"
+        staged.write_bytes(AUDIO)
+
+        audio = InlineStorage().put_file(KEY, staged, "audio/flac", "qwen3-asr-flash")
+
+        assert audio == InlineAudio(str(staged), "audio/flac", len(AUDIO))
+        assert audio.url_length == len(
+            InlineStorage().put(KEY, io.BytesIO(AUDIO), len(AUDIO), "audio/flac", "m")
+        )
+
+    def test_a_file_too_large_for_one_request_is_refused(self, tmp_path: Path) -> None:
+        staged = tmp_path / "chunk-0003.flac"
+        staged.write_bytes(AUDIO)
+
+        with pytest.raises(PayloadTooLargeError):
+            InlineStorage(limit_bytes=1000).put_file(KEY, staged, "audio/flac", "qwen3-asr-flash")
 
     def test_flags(self) -> None:
         """Inline data URLs need no OSS header and cannot feed file-transcription tasks."""

@@ -2,7 +2,8 @@
 
 One ``POST {base_url}/audio/transcriptions`` per clip, as a multipart upload. The server cannot fetch
 a URL, so the clip's bytes are sent: a ``data:`` URL is decoded here, an https URL (a presigned object)
-is downloaded first. There is no file transcription: long audio reaches this backend as chunks.
+is downloaded first, a staged file is read as the form goes out. There is no file transcription: long
+audio reaches this backend as chunks.
 No call retries; every failure becomes one of ``core.errors`` (``core.openai_wire`` decides which).
 The API key, when there is one, is added inside httpx and never appears in a log line or message.
 """
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, BinaryIO
 
 import httpx
 import structlog
@@ -30,7 +32,7 @@ from dropscribe.core.openai_wire import (
     parse_transcription,
     retry_after,
 )
-from dropscribe.core.recognition import AsrOptions, AsrResult, TaskState
+from dropscribe.core.recognition import AsrOptions, AsrResult, InlineAudio, TaskState
 
 if TYPE_CHECKING:
     from dropscribe.core.ports.recognizer import Recognizer
@@ -84,14 +86,20 @@ class OpenAIRecognizer:
         self._fetch.close()
 
     def recognize(
-        self, model: str, audio: str, options: AsrOptions, *, oss_resolve: bool = False,
+        self, model: str, audio: str | InlineAudio, options: AsrOptions, *, oss_resolve: bool = False,
         before_send: Callable[[], None] | None = None,
     ) -> AsrResult:  # fmt: skip
-        """Transcribe one clip given as a ``data:`` or http(s) URL.
+        """Transcribe one clip given as a ``data:`` or http(s) URL, or as a file.
 
         Raises ``AsrUnavailableError`` (retry), ``RemoteRejectedError`` or ``AccountError``.
         """
-        data, mime = self._bytes_of(audio, oss_resolve)
+        with self._audio_of(audio, oss_resolve) as (data, mime):
+            return self._recognize(model, data, mime, options, before_send)
+
+    def _recognize(
+        self, model: str, data: bytes | BinaryIO, mime: str, options: AsrOptions,
+        before_send: Callable[[], None] | None,
+    ) -> AsrResult:  # fmt: skip
         name = f"audio.{_SUFFIXES.get(mime, 'bin')}"
         with self._slots:
             self._rpm.acquire()
@@ -135,6 +143,17 @@ class OpenAIRecognizer:
                 retry_after_s=retry_after(response.headers.get("Retry-After")),
             )  # fmt: skip
         return parse_transcription(payload, request_id)
+
+    @contextlib.contextmanager
+    def _audio_of(
+        self, audio: str | InlineAudio, oss_resolve: bool
+    ) -> Iterator[tuple[bytes | BinaryIO, str]]:
+        if isinstance(audio, InlineAudio):
+            # httpx sends an open file block by block, its length given up front
+            with open(audio.path, "rb") as data:
+                yield data, audio.content_type
+        else:
+            yield self._bytes_of(audio, oss_resolve)
 
     def _bytes_of(self, audio: str, oss_resolve: bool) -> tuple[bytes, str]:
         scheme = urllib.parse.urlsplit(audio).scheme.lower()

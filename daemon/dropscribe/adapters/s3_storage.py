@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
 import boto3
@@ -18,7 +19,7 @@ import botocore.exceptions
 import structlog
 from boto3.s3.transfer import TransferConfig
 
-from dropscribe.adapters.storage import check_key
+from dropscribe.adapters.storage import check_key, put_from_file
 from dropscribe.core.errors import AccountError, ConfigError, StorageUnavailableError
 
 if TYPE_CHECKING:
@@ -151,6 +152,9 @@ class S3Storage:
                 Params={"Bucket": self.bucket, "Key": object_key},
                 ExpiresIn=self.presign_ttl_s,
             )
+
+    def put_file(self, key: str, path: Path, content_type: str, model: str) -> str:
+        return put_from_file(self, key, path, content_type, model)
 
     def _upload(self, data: BinaryIO, object_key: str, content_type: str) -> None:
         extra = {"ContentType": content_type}

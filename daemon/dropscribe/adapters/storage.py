@@ -11,9 +11,12 @@ name, and returns the string to hand to the API.
 from __future__ import annotations
 
 import base64
-from typing import BinaryIO
+import os
+from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from dropscribe.adapters.dashscope import DashScopeClient, is_safe_object_name
+from dropscribe.core.recognition import InlineAudio
 
 __all__ = [
     "MAX_DATA_URL_BYTES",
@@ -21,6 +24,7 @@ __all__ = [
     "InlineStorage",
     "PayloadTooLargeError",
     "check_key",
+    "put_from_file",
 ]
 
 # The sync API takes at most 10 MB per request, counted on the encoded data URL (docs/dashscope.md,
@@ -48,7 +52,17 @@ class PayloadTooLargeError(ValueError):
 
 def data_url_size(size: int, content_type: str) -> int:
     """Length of the data URL for ``size`` bytes of ``content_type``, without building it."""
-    return len(f"data:{content_type};base64,") + 4 * ((size + 2) // 3)
+    return InlineAudio("", content_type, size).url_length
+
+
+class _Puts(Protocol):
+    def put(self, key: str, data: BinaryIO, size: int, content_type: str, model: str) -> str: ...
+
+
+def put_from_file(store: _Puts, key: str, path: Path, content_type: str, model: str) -> str:
+    """``store.put`` with the bytes of the file at ``path``: for stores that keep their own copy."""
+    with open(path, "rb") as data:
+        return store.put(key, data, os.fstat(data.fileno()).st_size, content_type, model)
 
 
 class InlineStorage:
@@ -74,6 +88,14 @@ class InlineStorage:
         if len(raw) != size:
             raise ValueError(f"expected {size} bytes of audio, read {len(raw)}")
         return f"data:{content_type};base64,{base64.b64encode(raw).decode('ascii')}"
+
+    def put_file(self, key: str, path: Path, content_type: str, model: str) -> InlineAudio:
+        """The file itself, to be read as its request is sent; ``PayloadTooLargeError`` above the limit."""
+        check_key(key)
+        audio = InlineAudio(str(path), content_type, path.stat().st_size)
+        if audio.url_length > self.limit_bytes:
+            raise PayloadTooLargeError(audio.url_length, self.limit_bytes)
+        return audio
 
     def delete(self, key: str) -> None:
         """Nothing was stored."""
@@ -110,6 +132,9 @@ class DashScopeTempStorage:
         # httpx sends a stream from its very start; a stream already advanced gives only its rest
         payload: BinaryIO | bytes = data if data.tell() == 0 else data.read(size)
         return self._client.upload_temp(model, key, payload, content_type=content_type)
+
+    def put_file(self, key: str, path: Path, content_type: str, model: str) -> str:
+        return put_from_file(self, key, path, content_type, model)
 
     def delete(self, key: str) -> None:
         """Temporary objects cannot be deleted; they expire after 48 h."""

@@ -6,11 +6,19 @@ what that means for the file (a retried server hiccup) is the HTTP adapter's bus
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from dropscribe.core.recognition import AsrOptions, AsrResult, Sentence, TaskState, accepts_options
+from dropscribe.core.recognition import (
+    AsrOptions,
+    AsrResult,
+    InlineAudio,
+    Sentence,
+    TaskState,
+    accepts_options,
+)
 
 __all__ = [
     "GENERATION_PATH",
@@ -20,6 +28,7 @@ __all__ = [
     "MalformedResponseError",
     "UploadPolicy",
     "field_of",
+    "generation_body_around",
     "make_filetrans_body",
     "make_generation_body",
     "optional_str",
@@ -64,6 +73,24 @@ def make_generation_body(model: str, audio: str, options: AsrOptions) -> dict[st
         parameters["asr_options"] = asr_options
     messages.append({"role": "user", "content": [{"audio": audio}]})
     return {"model": model, "input": {"messages": messages}, "parameters": parameters}
+
+
+# Stands for the audio's base64 text while the body is laid out; NULs never come out of a mime type or
+# a language code, and the audio is the body's last text (only ``parameters`` follow it).
+_AUDIO_MARK = "\x00audio\x00"
+
+
+def generation_body_around(model: str, audio: InlineAudio, options: AsrOptions) -> tuple[bytes, bytes]:
+    """The sync JSON body as the bytes before and after the audio's base64 text.
+
+    The body is :func:`make_generation_body`'s with the same ``data:`` URL; only its base64 part is left
+    out, for the caller to stream from the file between the two halves.
+    """
+    body = json.dumps(make_generation_body(model, audio.url_prefix + _AUDIO_MARK, options), ensure_ascii=True)
+    before, mark, after = body.rpartition(json.dumps(_AUDIO_MARK)[1:-1])
+    if not mark:
+        raise ValueError("the audio's place was not found in the request body")
+    return before.encode("ascii"), after.encode("ascii")
 
 
 def make_filetrans_body(model: str, file_url: str, options: AsrOptions) -> dict[str, Any]:

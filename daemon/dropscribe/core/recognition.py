@@ -38,6 +38,29 @@ class Sentence:
 
 
 @dataclass(frozen=True)
+class InlineAudio:
+    """Audio that goes inside the request as a ``data:`` URL, read from ``path`` while the request is
+    sent: no worker holds the encoded text (4/3 of the audio) or a body built from it.
+
+    ``path`` is a file of ``size`` bytes that stays as it is until its answer is journaled (a staged
+    chunk or re-encoding, never a user's file, which could change between hashing and sending).
+    """
+
+    path: str
+    content_type: str
+    size: int
+
+    @property
+    def url_prefix(self) -> str:
+        return f"data:{self.content_type};base64,"
+
+    @property
+    def url_length(self) -> int:
+        """Characters of the whole ``data:`` URL, without building it."""
+        return len(self.url_prefix) + 4 * ((self.size + 2) // 3)
+
+
+@dataclass(frozen=True)
 class AsrResult:
     """One answer of the API: a sync reply, or a finished file-transcription task."""
 

@@ -91,7 +91,7 @@ class FiletransRecognition:
         encoded = None
         if not takes_as_is(self.formats, probe) or self._whole(staging).path.exists():
             encoded = staged_whole(handle, staging, self.formats)
-        url = self.objects.upload(sha, model, handle, probe, encoded)
+        url = self.objects.stored(sha, model, handle, probe, encoded)
         self.journal.task_submitting(key)
         crash_point("before_submit")
         call_id = self.journal.call_started(key, 0, "submit")

@@ -6,6 +6,7 @@ Every object is journaled before it is put, so one left behind by a crash is sti
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -17,6 +18,7 @@ from dropscribe.core.formats import Encoding
 from dropscribe.core.naming import object_key
 from dropscribe.core.ports.journal import Journal
 from dropscribe.core.ports.storage import Storage
+from dropscribe.core.recognition import InlineAudio
 from dropscribe.logs import get_logger
 
 log = get_logger()
@@ -55,26 +57,42 @@ class SourceObjects:
 
     def upload(
         self, sha: str, model: str, handle: BinaryIO, probe: audio.Probe, encoded: Staged | None
-    ) -> str:
-        """The URL the API fetches: the source's own bytes when ``encoded`` is None, else that file.
+    ) -> str | InlineAudio:
+        """What the API reads: the source's own bytes when ``encoded`` is None, else that file.
 
-        Both sync requests (a whole file or a chunk) and file-transcription tasks upload through here.
+        Sync requests (a whole file or a chunk) upload through here; an inline store gives a staged
+        file back as it is, to be read while its request is sent.
         """
         if encoded is None:
-            # a demuxer name is no path, but it becomes part of an object key: keep only a last component
+            # read now through the job's handle, whatever the store: by the time a request goes out
+            # its path may name other bytes (a user replacing the file), and only these were hashed.
+            # A demuxer name is no path, but it becomes part of an object key: keep its last component.
             suffix = PurePosixPath(probe.format_name.split(",")[0]).name
             okey = object_key(sha, "source", f".{suffix}")
             with os.fdopen(os.dup(handle.fileno()), "rb") as data:
                 data.seek(0)
-                return self._put(okey, data, os.fstat(data.fileno()).st_size, audio.mime_type(probe), model)
+                size = os.fstat(data.fileno()).st_size
+                return self._put(
+                    okey, lambda: self.storage.put(okey, data, size, audio.mime_type(probe), model)
+                )
         okey = object_key(sha, encoded.part, encoded.encoding.suffix)
-        with open(encoded.path, "rb") as data:
-            return self._put(okey, data, encoded.path.stat().st_size, encoded.encoding.mime_type, model)
+        return self._put(
+            okey, lambda: self.storage.put_file(okey, encoded.path, encoded.encoding.mime_type, model)
+        )
 
-    def _put(self, okey: str, data: BinaryIO, size: int, content_type: str, model: str) -> str:
+    def stored(
+        self, sha: str, model: str, handle: BinaryIO, probe: audio.Probe, encoded: Staged | None
+    ) -> str:
+        """The URL a file-transcription task fetches (stores that keep objects only)."""
+        where = self.upload(sha, model, handle, probe, encoded)
+        if isinstance(where, InlineAudio):  # the config check refuses file transcription on inline storage
+            raise RuntimeError("file transcription needs storage.type s3 or dashscope")
+        return where
+
+    def _put(self, okey: str, put: Callable[[], str | InlineAudio]) -> str | InlineAudio:
         self.journal.object_created(okey)
         try:
-            return self.storage.put(okey, data, size, content_type, model)
+            return put()
         except PayloadTooLargeError as exc:
             raise InputRejectedError("too_large", str(exc)) from exc
 

@@ -10,22 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import httpx
 
 from dropscribe.adapters.dashscope.connection import ApiConnection, resolve_header
 from dropscribe.adapters.dashscope.failures import parse_or_raise
 from dropscribe.adapters.dashscope.filetrans import FileTranscriptions
+from dropscribe.adapters.dashscope.inline_body import InlineBody
 from dropscribe.adapters.dashscope.upload import TemporaryUploads
 from dropscribe.adapters.ratelimit import Limiter, RateLimiter
 from dropscribe.core.dashscope_wire import (
     GENERATION_PATH,
     UploadPolicy,
+    generation_body_around,
     make_generation_body,
     parse_generation,
 )
-from dropscribe.core.recognition import AsrOptions, AsrResult, TaskState
+from dropscribe.core.recognition import AsrOptions, AsrResult, InlineAudio, TaskState
 
 if TYPE_CHECKING:
     from dropscribe.core.ports.recognizer import Recognizer
@@ -87,10 +89,11 @@ class DashScopeClient:
     # -- sync recognition ------------------------------------------------------------------
 
     def recognize(
-        self, model: str, audio: str, options: AsrOptions, *, oss_resolve: bool = False,
+        self, model: str, audio: str | InlineAudio, options: AsrOptions, *, oss_resolve: bool = False,
         before_send: Callable[[], None] | None = None,
     ) -> AsrResult:  # fmt: skip
-        """Transcribe one clip (an https, ``oss://`` or ``data:`` URL) with a sync model.
+        """Transcribe one clip (an https, ``oss://`` or ``data:`` URL, or a file sent as a ``data:`` URL
+        read while the request goes out) with a sync model.
 
         ``oss_resolve`` must be True for ``oss://`` temporary URLs. Raises ``AsrUnavailableError``
         (retry), ``RemoteRejectedError`` (the input is refused for good) or ``AccountError``.
@@ -98,11 +101,16 @@ class DashScopeClient:
         the request leaves: the last moment to decide not to send (and pay) at all, by raising.
         """
         on_request = self._on_request
+        if isinstance(audio, InlineAudio):
+            before, after = generation_body_around(model, audio, options)
+            body: dict[str, Any] | InlineBody = InlineBody(before, audio, after)
+        else:
+            body = make_generation_body(model, audio, options)
         payload = self._api.call(
             "POST",
             GENERATION_PATH,
             what="recognition",
-            body=make_generation_body(model, audio, options),
+            body=body,
             headers=resolve_header(oss_resolve),
             limiter=self._rpm,
             before_send=before_send,

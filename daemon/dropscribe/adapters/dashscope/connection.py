@@ -16,6 +16,7 @@ import structlog
 
 from dropscribe.adapters.bearer import BearerAuth
 from dropscribe.adapters.dashscope.failures import error_for, map_transport_errors, read_answer
+from dropscribe.adapters.dashscope.inline_body import InlineBody
 from dropscribe.adapters.ratelimit import Limiter
 from dropscribe.core.errors import AsrUnavailableError, TransientError
 
@@ -77,7 +78,7 @@ class ApiConnection:
         path: str,
         *,
         what: str,
-        body: dict[str, Any] | None = None,
+        body: dict[str, Any] | InlineBody | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         limiter: Limiter | None = None,
@@ -95,9 +96,16 @@ class ApiConnection:
         """
         # httpx adds Content-Type: application/json for a json body
         request_headers = {"Accept": "application/json", **(headers or {})}
-        request = self._http.build_request(
-            method, self.base_url + path, json=body, headers=request_headers, params=params
-        )
+        if isinstance(body, InlineBody):
+            # with its length given, httpx sends the iterable as a plain body, not in HTTP chunks
+            request_headers |= {"Content-Type": "application/json", "Content-Length": str(body.length)}
+            request = self._http.build_request(
+                method, self.base_url + path, content=body, headers=request_headers, params=params
+            )
+        else:
+            request = self._http.build_request(
+                method, self.base_url + path, json=body, headers=request_headers, params=params
+            )
         with self._slots:
             if limiter is not None:
                 limiter.acquire()

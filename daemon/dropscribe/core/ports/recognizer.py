@@ -20,15 +20,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from dropscribe.core.recognition import AsrOptions, AsrResult, TaskState
+from dropscribe.core.recognition import AsrOptions, AsrResult, InlineAudio, TaskState
 
 
 class Recognizer(Protocol):
     def recognize(
-        self, model: str, audio: str, options: AsrOptions, *, oss_resolve: bool = False,
+        self, model: str, audio: str | InlineAudio, options: AsrOptions, *, oss_resolve: bool = False,
         before_send: Callable[[], None] | None = None,
     ) -> AsrResult:  # fmt: skip
-        """Transcribe one clip given as a URL the backend reads (https, ``oss://`` or ``data:``).
+        """Transcribe one clip given as a URL the backend reads (https, ``oss://`` or ``data:``), or as a
+        file whose bytes go inside the request (read as it is sent).
 
         ``oss_resolve`` says the URL is a temporary ``oss://`` one that needs resolving.
         """

@@ -12,7 +12,10 @@ twice stores the same bytes; a failure that another try may fix raises
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import BinaryIO, Protocol
+
+from dropscribe.core.recognition import InlineAudio
 
 
 class Storage(Protocol):
@@ -25,6 +28,14 @@ class Storage(Protocol):
         """Store ``size`` bytes read from ``data`` under ``key``; return what the API should read.
 
         ``model`` is the model that will read it (temporary storage binds objects to one model).
+        """
+        ...
+
+    def put_file(self, key: str, path: Path, content_type: str, model: str) -> str | InlineAudio:
+        """As :meth:`put`, from a file that stays as it is until its answer is journaled.
+
+        A store that sends audio inside the request hands back the file itself (``InlineAudio``), read
+        only while the request goes out, instead of a copy held in memory.
         """
         ...
 
