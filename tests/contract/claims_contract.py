@@ -8,6 +8,7 @@ clock (a claim listed with a negative ``expires_in_s``), never slept through.
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from collections.abc import Callable, Iterator
 
@@ -217,6 +218,32 @@ class ClaimsContract:
             assert n * interval - (time.time() - start) - 0.01 <= wait <= n * interval + 0.01, (n, wait)
         assert a.next_request_in("other", interval) == 0.0
         assert b.next_request_in("unspaced", 0) == 0.0
+
+    def test_a_shared_state_is_changed_by_one_process_at_a_time(self, open_claims: OpenClaims) -> None:
+        """Read, change and write back from several journal objects at once: no change is lost, and each
+        sees the one before it. ``now`` is the journal's clock."""
+        journals = [open_claims() for _ in range(3)]
+        seen_now: list[float] = []
+
+        def add_one(text: str | None, now: float) -> tuple[str, int]:
+            count = int(text or "0")
+            time.sleep(0.002)  # a slow change: another writer in between would lose one
+            seen_now.append(now)
+            return str(count + 1), count
+
+        def work(journal: Claims) -> list[int]:
+            return [journal.shared_state("counter", add_one) for _ in range(20)]
+
+        try:
+            with concurrent.futures.ThreadPoolExecutor(len(journals)) as pool:
+                before = sorted(b for got in pool.map(work, journals) for b in got)
+            assert before == list(range(60))
+            assert journals[0].shared_state("counter", lambda text, now: (text or "", text)) == "60"
+            assert journals[1].shared_state("other", lambda text, now: ("x", text)) is None
+            assert all(abs(now - time.time()) < 60 for now in seen_now)
+        finally:
+            for journal in journals:
+                journal.close()
 
     # the processes sharing the journal ---------------------------------------------------------
 

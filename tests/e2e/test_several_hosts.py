@@ -7,6 +7,7 @@ the done folder are shared.
 from __future__ import annotations
 
 import itertools
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -14,17 +15,23 @@ from typing import Any
 import pytest
 import yaml
 
-from dropscribe.emulator import Emulator, Fault
+from dropscribe.emulator import Emulator, EmulatorConfig, Fault
 from tests.support.audio import make_tone
 from tests.support.checker import recognition_requests, request_time
+from tests.support.cli import run_cli
 from tests.support.postgres import PASSWORD, PostgresServer, shared_server
-from tests.support.service import Layout, ServiceProcess, wait_for
+from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
 
 PASSWORD_ENV = "DROPSCRIBE_TEST_PG_PASSWORD"
 
 
 @pytest.fixture
 def database(layout: Layout) -> str:
+    return on_a_new_database(layout)
+
+
+def on_a_new_database(layout: Layout) -> str:
+    """Point ``layout``'s journal at a new database of the shared test server; its name."""
     server: PostgresServer = shared_server()
     db = server.new_database()
     layout.data["state"] = {"url": server.url(db, password=False), "password_env": PASSWORD_ENV,
@@ -107,6 +114,46 @@ def test_two_services_keep_one_rate_and_one_concurrency_between_them(
     assert len(times) == len(names)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) > 0.9, gaps
+
+
+QUOTA = 40  # a minute's worth, found within the first minute from the starting 60
+
+
+@pytest.mark.thorough  # most of a minute of the emulator's quota window: in CI's run
+def test_two_services_find_one_auto_rate_for_the_account_together(
+    tmp_path: Path, services: list[ServiceProcess]
+) -> None:
+    """``auto`` with two processes: the quota is measured on the sends of both. Each on its own would see
+    about half of the account's requests, and take half the quota for all of it."""
+    limited = Emulator(EmulatorConfig(api_keys={API_KEY}, requests_per_minute=QUOTA))
+    limited.start()
+    try:
+        layout = Layout(tmp_path / "site", limited.base_url, dashscope={"requests_per_minute": "auto"})
+        on_a_new_database(layout)
+        for i in range(2 * QUOTA):  # distinct content: the same audio twice would be answered from the first
+            make_tone(layout.inbox / f"t{i:02d}.wav", seconds=0.3, fmt="wav", freq=200.0 + 10 * i)
+        hosts = {name: host_config(layout, name) for name in ("a", "b")}
+        started = [ServiceProcess(config, env={PASSWORD_ENV: PASSWORD}) for config in hosts.values()]
+        services += started
+        for service in started:
+            service.wait_started()
+
+        def status(config: Path) -> str:
+            return run_cli("status", "--json", "-c", str(config), env={PASSWORD_ENV: PASSWORD}).stdout
+
+        def limits_found() -> list[int] | None:
+            reports = [json.loads(status(c)) for c in hosts.values()]
+            found = [report["service"]["rates"]["dashscope"].get("limit_found") for report in reports]
+            return None if None in found else found
+
+        found = wait_for(limits_found, timeout=90)
+        assert all(0.9 * QUOTA <= limit <= QUOTA for limit in found), found
+        assert all(s.saw("job_taken") for s in started), "both processes sent"
+        refused = [r for r in limited.requests() if "generation" in r["path"] and r["status"] == 429]
+        assert len(refused) <= 8, len(refused)  # the refusal that measured the quota, and those in flight
+        assert list(layout.failed.rglob("*.wav")) == []
+    finally:
+        limited.stop()
 
 
 def test_two_services_never_overrun_one_budget_together(

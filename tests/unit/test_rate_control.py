@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -154,3 +155,60 @@ def test_is_throttle(status: int | None, code: str | None, expected: bool) -> No
 def test_refuses_a_maximum_below_one() -> None:
     with pytest.raises(ValueError, match="maximum"):
         RateController(maximum=0)
+
+
+class StoredBetweenCalls(RateController):
+    """A controller saved as JSON after every call and loaded again before the next, as processes that
+    share one quota keep it in their journal."""
+
+    def __init__(self, maximum: float) -> None:
+        super().__init__(maximum=maximum)
+        self._text = json.dumps(RateController(maximum=maximum).to_state())
+        self._maximum = maximum
+
+    def _through_text(self, name: str, *args: float | None) -> float:
+        loaded = RateController.from_state(json.loads(self._text), maximum=self._maximum)
+        result = getattr(loaded, name)(*args)
+        self._text = json.dumps(loaded.to_state())
+        self.limit = loaded.limit
+        return float(result or 0.0)
+
+    def next_send_at(self, now: float) -> float:
+        return self._through_text("next_send_at", now)
+
+    def on_sent(self, now: float) -> None:
+        self._through_text("on_sent", now)
+
+    def on_accepted(self, now: float) -> None:
+        self._through_text("on_accepted", now)
+
+    def on_throttled(
+        self, now: float, retry_after_s: float | None = None, sent_at: float | None = None
+    ) -> None:
+        self._through_text("on_throttled", now, retry_after_s, sent_at)
+
+
+@pytest.mark.parametrize("retry_after_s", [None, 90.0])
+def test_a_controller_kept_as_text_between_calls_acts_as_one_kept_in_memory(
+    retry_after_s: float | None,
+) -> None:
+    def quota(now: float) -> int:
+        return 100 if now < 400 else 40
+
+    kept = simulate(RateController(maximum=300), quota, until_s=900.0, retry_after_s=retry_after_s)
+    stored = StoredBetweenCalls(maximum=300)
+    reloaded = simulate(stored, quota, until_s=900.0, retry_after_s=retry_after_s)
+
+    assert reloaded.sent == kept.sent
+    assert stored.limit is not None
+
+
+def test_a_stored_controller_is_held_to_the_loading_process_maximum() -> None:
+    controller = RateController(maximum=1000)
+    simulate(controller, lambda _now: 500, until_s=200.0)
+    assert controller.rate(200.0) > 100
+
+    loaded = RateController.from_state(json.loads(json.dumps(controller.to_state())), maximum=100)
+
+    assert loaded.rate(200.0) == 100
+    assert RateController.from_state(None, maximum=100).rate(0.0) == 60

@@ -1,7 +1,8 @@
 """Blocking, thread-safe requests-per-minute limiters shared by every worker of one client.
 
 ``RateLimiter`` holds a configured rate; ``AdaptiveRateLimiter`` (``requests_per_minute: auto``) takes
-its rate from ``core.rate_control``, told of every answer through :meth:`report`.
+its rate from ``core.rate_control``, told of every answer through :meth:`report`. The limiters that
+several processes keep together through their journal are in :mod:`.shared_ratelimit`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ from typing import Any, Protocol
 
 import structlog
 
-from dropscribe.core.errors import StateFullError
-from dropscribe.core.ports.claims import Claims
 from dropscribe.core.rate_control import RateController, is_throttle
 
 _log = structlog.get_logger(__name__)
-_SLOT_POLL_S = 0.1  # how often a request waiting for a shared slot asks again
 
 
 class Limiter(Protocol):
@@ -140,87 +138,6 @@ class AdaptiveRateLimiter:
 
     def __repr__(self) -> str:
         return f"AdaptiveRateLimiter(backend={self._backend!r})"
-
-
-class SharedRateLimiter:
-    """A backend's quota kept by several processes together, through their shared journal.
-
-    Each request reserves the next send time of ``pool`` there (the spacing of :class:`RateLimiter`, on
-    one schedule for all processes instead of one each) and, with ``concurrency``, one of that many
-    slots, held with a lease so that a process that dies mid-request frees its slot by itself.
-    """
-
-    def __init__(
-        self, claims: Claims, pool: str, per_minute: int, *, concurrency: int = 0, holder: str = "",
-        lease_s: float = 60.0,
-    ) -> None:  # fmt: skip
-        if per_minute < 0:
-            raise ValueError(f"per_minute must be >= 0, got {per_minute}")
-        self.per_minute = per_minute
-        self.concurrency = concurrency
-        self._claims = claims
-        self._pool = pool
-        self._holder = holder
-        self._lease_s = lease_s
-        self._interval_s = 60.0 / per_minute if per_minute else 0.0
-        self._mine = threading.local()  # the slot this thread's request holds
-        # slots whose freeing failed (the journal was away): freed before any other is taken, or the
-        # renewals would keep them held for as long as this process lives
-        self._unfreed: set[int] = set()
-        self._unfreed_lock = threading.Lock()
-
-    def acquire(self) -> None:
-        self._free_unfreed()
-        if self.concurrency:
-            while (slot := self._claims.take_slot(self._pool, self.concurrency, holder=self._holder,
-                                                  lease_s=self._lease_s)) is None:  # fmt: skip
-                time.sleep(_SLOT_POLL_S)
-                self._free_unfreed()
-            self._mine.slot = slot
-        if self._interval_s:
-            try:
-                wait_s = self._claims.next_request_in(self._pool, self._interval_s)
-            except BaseException:
-                self.release()  # the caller releases only what acquire handed out
-                raise
-            if wait_s > 0:
-                time.sleep(wait_s)
-
-    def release(self) -> None:
-        slot = getattr(self._mine, "slot", None)
-        if slot is None:
-            return
-        self._mine.slot = None
-        try:
-            self._claims.free_slot(self._pool, slot, holder=self._holder)
-        except StateFullError:
-            with self._unfreed_lock:
-                self._unfreed.add(slot)
-            _log.warning("shared_slot_unfreed", pool=self._pool, slot=slot,
-                         action="freed once the journal answers again")  # fmt: skip
-
-    def _free_unfreed(self) -> None:
-        with self._unfreed_lock:
-            pending = sorted(self._unfreed)
-        for slot in pending:
-            try:
-                self._claims.free_slot(self._pool, slot, holder=self._holder)
-            except StateFullError:
-                return
-            with self._unfreed_lock:
-                self._unfreed.discard(slot)
-
-    def report(
-        self, status: int | None, code: str | None, retry_after_s: float | None, sent_at: float
-    ) -> None:
-        """A configured rate learns nothing from answers."""
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"mode": "shared", "requests_per_minute": self.per_minute or None,
-                "concurrency": self.concurrency or None}  # fmt: skip
-
-    def __repr__(self) -> str:
-        return f"SharedRateLimiter(pool={self._pool!r}, per_minute={self.per_minute})"
 
 
 def make_limiter(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import math
+from typing import Any
 
 WINDOW_S = 60.0  # the server's counting window
 MARGIN = 0.97  # share of the found limit held: room for requests in flight and other clocks
@@ -69,6 +70,30 @@ class RateController:
     def rate(self, now: float) -> float:
         """Requests per minute currently allowed."""
         return self._rate
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything the controller knows, as plain values (infinities included), for :meth:`from_state`.
+
+        Several processes sharing one quota keep one controller this way: each loads it, moves it with
+        its own sends and answers, and stores it back.
+        """
+        state = {name: getattr(self, name) for name in _STATE}
+        state["_sends"] = list(self._sends)
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None, *, maximum: float = DEFAULT_MAX_RPM) -> RateController:
+        """The controller ``state`` describes (a fresh one for None), held to this caller's ``maximum``."""
+        controller = cls(maximum=maximum)
+        if state is None:
+            return controller
+        for name in _STATE:
+            if name in state:
+                setattr(controller, name, state[name])
+        controller._sends = collections.deque(state.get("_sends", ()))
+        controller.maximum = float(maximum)
+        controller._rate = max(1.0, min(controller._rate, controller.maximum))
+        return controller
 
     def _cap(self) -> int | None:
         """Most sends any window may hold, once a limit is known."""
@@ -145,3 +170,9 @@ class RateController:
             self._accepted_since_throttle = 0
         self._gain = PROBE_GAIN
         self._probe_at = now + (CONFIRM_S if young else PROBE_S)
+
+
+# what :meth:`RateController.to_state` keeps besides the window's sends
+_STATE = ("_rate", "limit", "found", "_first_send", "_last_send", "_not_before", "_step_at",
+          "_pressed_at", "_throttled_at", "_accepted_since_throttle", "_probe_at", "_gain", "throttled",
+          "accepted")  # fmt: skip

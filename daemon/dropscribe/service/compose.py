@@ -21,11 +21,10 @@ from typing import Any, Protocol
 
 from dropscribe.adapters.dashscope import DashScopeClient
 from dropscribe.adapters.openai_asr import OpenAIRecognizer
-from dropscribe.adapters.ratelimit import Limiter, SharedRateLimiter, make_limiter
 from dropscribe.adapters.statusfile import StatusFile
 from dropscribe.adapters.watcher import Watcher
 from dropscribe.adapters.web_server import WebServer
-from dropscribe.config.model import DEFAULT_BACKEND, DashScopeSettings, OpenAIBackendSettings, Settings
+from dropscribe.config.model import DEFAULT_BACKEND, OpenAIBackendSettings, Settings
 from dropscribe.core.budget import BudgetLimit
 from dropscribe.core.errors import ConfigError
 from dropscribe.core.formats import DASHSCOPE, OPENAI, format_policy
@@ -40,6 +39,7 @@ from dropscribe.service.budgets import BudgetGate
 from dropscribe.service.content_locks import ContentLocks
 from dropscribe.service.journal_opening import open_journal
 from dropscribe.service.leases import Leases
+from dropscribe.service.limiters import shared_limiter
 from dropscribe.service.metrics_registry import ServiceMetrics
 from dropscribe.service.notifications import Deliveries, OutboxNotifier
 from dropscribe.service.pipeline import BackendSpec, Pipeline
@@ -81,36 +81,6 @@ class LogNotifier:
 
     def notify(self, event: str, **fields: Any) -> None:
         getattr(log, _LEVELS.get(event, "info"))(event, **fields)
-
-
-# One limiter per backend and rate setting for the life of the process: the wirings of a reload share
-# the account's quota while both run, and an ``auto`` rate keeps the limit it found.
-_LIMITERS: dict[tuple[str, str, object, int, int], Limiter] = {}
-_LIMITERS_LOCK = threading.Lock()
-
-
-def shared_limiter(
-    name: str, backend: DashScopeSettings | OpenAIBackendSettings, leases: Leases | None = None
-) -> Limiter:
-    """The rate limiter of backend ``name``, kept across reloads while its settings stay the same.
-
-    With ``leases`` (several processes on one journal) a configured rate and the concurrency are kept by
-    all of them together; ``auto`` is found by each process on its own.
-    """
-    key = (name, backend.base_url, backend.requests_per_minute, backend.max_requests_per_minute,
-           backend.concurrency)  # fmt: skip
-    with _LIMITERS_LOCK:
-        limiter = _LIMITERS.get(key)
-        if limiter is None:
-            if leases is not None and backend.requests_per_minute != "auto":
-                limiter = SharedRateLimiter(
-                    leases.claims, f"{name}:{backend.base_url}", int(backend.requests_per_minute),
-                    concurrency=backend.concurrency, holder=leases.holder, lease_s=leases.lease_s,
-                )  # fmt: skip
-            else:
-                limiter = make_limiter(backend.requests_per_minute, backend.max_requests_per_minute, name)
-            _LIMITERS[key] = limiter
-        return limiter
 
 
 def build_client(

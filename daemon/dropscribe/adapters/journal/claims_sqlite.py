@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 from dropscribe.adapters.journal.rows import Row, path_text, path_value
 from dropscribe.core.errors import LeaseLostError
 from dropscribe.core.hosts import ClaimRecord, HostRecord
+
+T = TypeVar("T")
 
 
 def claim_record(row: Row, expires_in_s: float) -> ClaimRecord:
@@ -143,6 +146,17 @@ class ClaimsMixin:
                 (pool, now, interval_s, now, interval_s),
             ).fetchone()
         return max(0.0, float(row[0]) - interval_s - now)
+
+    def shared_state(self, name: str, change: Callable[[str | None, float], tuple[str, T]]) -> T:
+        with self._tx() as db:
+            row = db.execute("SELECT state FROM shared_states WHERE name=?", (name,)).fetchone()
+            text, result = change(None if row is None else str(row[0]), time.time())
+            db.execute(
+                "INSERT INTO shared_states (name, state) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET state=excluded.state",
+                (name, text),
+            )
+        return result
 
     # the processes sharing the journal -----------------------------------------------------------
 

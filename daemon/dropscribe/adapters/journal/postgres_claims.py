@@ -4,10 +4,14 @@ Several hosts share the database, so every lease time is the server's ``clock_ti
 for all), as seconds since the epoch. Each method is one statement, so one round trip and atomic on its
 own: a claim is an upsert that only takes over an expired lease or the holder's own, and a slot is the
 classic ``FOR UPDATE SKIP LOCKED`` pick. The one exception is the first :meth:`take_slot` of a pool and
-size in this process, which first makes sure the pool's slot rows exist.
+size in this process, which first makes sure the pool's slot rows exist, and :meth:`shared_state`, a
+read-change-write under the row's lock.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
 
 from dropscribe.adapters.journal.claims_sqlite import claim_record, host_record
 from dropscribe.adapters.journal.postgres_connections import Connection
@@ -15,6 +19,8 @@ from dropscribe.adapters.journal.postgres_paid import _Host
 from dropscribe.adapters.journal.rows import path_text, path_value
 from dropscribe.core.errors import LeaseLostError
 from dropscribe.core.hosts import ClaimRecord, HostRecord
+
+T = TypeVar("T")
 
 # clock_timestamp(), not now(): a statement that waited for a row lock judges leases at the time it acts
 NOW = "extract(epoch FROM clock_timestamp())::double precision"
@@ -127,6 +133,20 @@ class PgClaimsMixin(_Host):
             (pool, interval_s, interval_s, interval_s),
         )
         return max(0.0, float(rows[0]["wait"]))
+
+    def shared_state(self, name: str, change: Callable[[str | None, float], tuple[str, T]]) -> T:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO shared_states (name, state) VALUES (%s, NULL) ON CONFLICT (name) DO NOTHING",
+                (name,),
+            )
+            row = db.execute(
+                f"SELECT state, {NOW} AS now FROM shared_states WHERE name=%s FOR UPDATE", (name,)
+            ).fetchone()
+            assert row is not None  # inserted above, and never deleted
+            text, result = change(row["state"], float(row["now"]))
+            db.execute("UPDATE shared_states SET state=%s WHERE name=%s", (text, name))
+        return result
 
     # the processes sharing the journal -----------------------------------------------------------
 

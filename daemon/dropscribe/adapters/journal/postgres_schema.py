@@ -157,7 +157,19 @@ CREATE TABLE hosts (
 );
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, SCHEMA_V1), Migration(2, SCHEMA_V2))
+# What the processes learn together, one text per name (the controller of an ``auto`` request rate).
+SCHEMA_V3 = """
+CREATE TABLE shared_states (
+    name TEXT PRIMARY KEY,
+    state TEXT
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, SCHEMA_V1),
+    Migration(2, SCHEMA_V2),
+    Migration(3, SCHEMA_V3),
+)
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS journal_version (version INTEGER NOT NULL)"
 

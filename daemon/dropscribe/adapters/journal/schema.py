@@ -173,12 +173,22 @@ CREATE TABLE hosts (
 );
 """
 
+# What the processes sharing the journal learn together, one text per name (the controller of an
+# ``auto`` request rate).
+SCHEMA_V6 = """
+CREATE TABLE shared_states (
+    name TEXT PRIMARY KEY,
+    state TEXT
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, SCHEMA_V1),
     Migration(2, SCHEMA_V2),
     Migration(3, SCHEMA_V3),
     Migration(4, SCHEMA_V4),
     Migration(5, SCHEMA_V5),
+    Migration(6, SCHEMA_V6),
 )
 
 

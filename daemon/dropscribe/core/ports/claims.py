@@ -20,10 +20,13 @@ Contract (checked by ``tests/contract/journal_contract.py`` for every journal):
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from dropscribe.core.hosts import ClaimRecord, HostRecord
 from dropscribe.core.ports.journal import Journal
+
+T = TypeVar("T")
 
 
 class Claims(Protocol):
@@ -54,6 +57,15 @@ class Claims(Protocol):
 
     def next_request_in(self, pool: str, interval_s: float) -> float:
         """Reserve the next send time of ``pool``, ``interval_s`` after the one before; seconds to wait."""
+        ...
+
+    def shared_state(self, name: str, change: Callable[[str | None, float], tuple[str, T]]) -> T:
+        """Run ``change(text, now)`` on the text stored under ``name`` (None at first) while no other
+        process can change it, store the text it returns, and return its other result.
+
+        ``now`` is the journal's clock, in seconds. Used for what the processes learn together, such as
+        the request rate an ``auto`` quota allows.
+        """
         ...
 
     def host_seen(self, holder: str, *, hostname: str, pid: int, started_at: float) -> None:
