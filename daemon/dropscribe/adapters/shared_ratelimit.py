@@ -158,7 +158,13 @@ class SharedAdaptiveRateLimiter(SharedRateLimiter):
                 controller.on_accepted(now)
             return self._store(controller, now), (before, controller.found)
 
-        before, found = self._claims.shared_state(self._name, answered)
+        try:
+            before, found = self._claims.shared_state(self._name, answered)
+        except StateFullError as exc:
+            # the answer itself is what matters (it is paid for): the rate misses one lesson, and a
+            # refusal it missed comes again
+            _log.warning("rate_answer_unrecorded", pool=self._pool, status=status, error=exc.message)
+            return
         if found is not None and (before is None or round(found) != round(before)):
             _log.info("rate_limit_found", backend=self._backend, rate=round(found),
                       requests_per_minute=self._seen["requests_per_minute"], shared=True)  # fmt: skip
