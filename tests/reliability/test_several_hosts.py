@@ -289,8 +289,9 @@ def test_two_hosts_wait_out_a_database_restart_and_finish_every_file_once(
     report = check_outcome(layout, inputs, emulator, journal=site.journal(), staging=site.stagings())
     assert set(report.outcomes.values()) == {"done"}
     assert outcome_documents(layout) > finished_while_down, "nothing was finished after the restart"
-    # an answer that arrives while the journal is down cannot be recorded, so its audio is paid again;
-    # nothing else may be: every repeat's first request was out when the database went away
+    # an answer that arrives while the journal is down is held and recorded once it is back, but its
+    # file's lease may run out meanwhile and the other host ask again; nothing else may be paid twice:
+    # every repeat's first request was out when the database went away
     repeated = [r for requests in report.paid_by_audio.values() for r in requests[:-1]]
     outside = [r for r in repeated if not down_at - RESTART_CALL_S - 0.35 <= request_time(r) <= up_at]
     assert not outside, f"paid again although the outage did not cut the earlier call: {outside}"
@@ -331,3 +332,37 @@ def test_a_file_moved_while_the_database_was_away_is_finished_once_it_answers(
     report = check_outcome(site.layout, inputs, emulator, journal=site.journal(), staging=site.stagings())
     assert report.outcomes == {"talk.wav": "done"}
     assert report.duplicates_paid == 0
+
+
+def test_an_answer_that_arrives_while_the_database_is_away_is_held_not_paid_again(
+    tmp_path: Path,
+    quota_emulator: Callable[[int], Emulator],
+    own_server: PostgresServer,
+    services: list[ServiceProcess],
+) -> None:
+    """The recognition is answered (and paid) while its record cannot be written: the worker keeps the
+    answer until the database is back and records it then, instead of asking again."""
+    emulator = quota_emulator(0)
+    site = make_site(tmp_path / "site", emulator, own_server, ("a",))
+    host = site.start("a", DROPSCRIBE_STALL_AT="after_call:3").wait_started()
+    services.append(host)
+    path = make_tone(site.layout.inbox / "talk.wav", seconds=1.0, fmt="wav")
+    inputs = {path.name: sha256_file(path)}
+    wait_for(lambda: host.saw("stall_point", point="after_call"), timeout=30)
+    stalled_at = time.monotonic()
+    own_server.stop()  # the worker wakes with the answer in hand and the database away
+    time.sleep(max(0.0, stalled_at + 3.0 + 1.0 - time.monotonic()))  # its record met the outage
+    own_server.start()
+
+    def states() -> list[object]:
+        return [row["state"] for row in site.journal()("SELECT state FROM jobs")]
+
+    with contextlib.suppress(AssertionError):
+        wait_for(lambda: states() == ["done"], timeout=30)
+    assert states() == ["done"], host.output()[-4000:]
+    assert host.stop() == 0
+    report = check_outcome(site.layout, inputs, emulator, journal=site.journal(), staging=site.stagings())
+    assert report.outcomes == {"talk.wav": "done"}
+    assert report.duplicates_paid == 0
+    assert host.saw("answer_held")
+    assert host.saw("answer_recorded")

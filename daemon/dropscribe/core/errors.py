@@ -118,6 +118,13 @@ class StateFullError(DropscribeError):
         self.message = message
 
 
+class JournalUnreachableError(StateFullError):
+    """The journal's database cannot record anything right now (down, restarting, unreachable, full).
+
+    Unlike a full local disk, it usually comes back by itself within seconds (a restart, a failover).
+    """
+
+
 class JournalVersionError(DropscribeError):
     """Raised when the journal's schema is newer than this release knows: it is left untouched.
 

@@ -23,6 +23,7 @@ from dropscribe.service.crashpoints import crash_point
 from dropscribe.service.format_retry import earns_reencoding, refused_again, staged_whole, takes_as_is
 from dropscribe.service.objects import SourceObjects, Staged
 from dropscribe.service.outcomes import ParkedError, park_if_stopping
+from dropscribe.service.paid_answers import record_paid
 
 POLL_FIRST_S, POLL_FACTOR, POLL_MAX_S = 2.0, 1.5, 30.0
 
@@ -109,7 +110,10 @@ class FiletransRecognition:
             self.journal.call_ended(call_id, type(exc).__name__, exc.request_id)
             raise
         crash_point("after_submit")
-        self.journal.task_submitted(key, task_id, request_id, call_id=call_id)
+        record_paid(
+            lambda: self.journal.task_submitted(key, task_id, request_id, call_id=call_id),
+            self.stopping, task_id=task_id, request_id=request_id,
+        )  # fmt: skip
         log.info("task_submitted", task_id=task_id, request_id=request_id)
         crash_point("after_task_stored")
         return task_id

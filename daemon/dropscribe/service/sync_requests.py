@@ -29,6 +29,7 @@ from dropscribe.service.crashpoints import crash_point
 from dropscribe.service.format_retry import earns_reencoding, refused_again, staged_whole, takes_as_is
 from dropscribe.service.objects import SourceObjects, Staged
 from dropscribe.service.outcomes import ParkedError, park_if_stopping
+from dropscribe.service.paid_answers import record_paid
 
 # A data URL grows by 4/3; staying under this keeps the encoded request within DashScope's 10 MB.
 INLINE_RAW_MAX_BYTES = 7 * 1024 * 1024
@@ -185,7 +186,11 @@ class SyncRecognition:
         stored = answer_to_stored(result)
         if fallback and staged is not None:
             stored["sent_as"] = staged.encoding.container
-        self.journal.store_chunk_result(key, index, stored, call_id=call_id, request_id=result.request_id)
+        record_paid(
+            lambda: self.journal.store_chunk_result(key, index, stored, call_id=call_id,
+                                                    request_id=result.request_id),
+            self.stopping, chunk=index, request_id=result.request_id,
+        )  # fmt: skip
         log.info("chunk_recognized", chunk=index, request_id=result.request_id,
                  usage_seconds=result.usage_seconds)  # fmt: skip
         crash_point("after_chunk_stored")

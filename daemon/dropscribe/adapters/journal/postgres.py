@@ -18,14 +18,14 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from dropscribe.adapters.journal.postgres_claims import FENCE, PgClaimsMixin
-from dropscribe.adapters.journal.postgres_connections import Connection, Connections, JournalUnreachableError
+from dropscribe.adapters.journal.postgres_connections import Connection, Connections
 from dropscribe.adapters.journal.postgres_outbox import PgBudgetsMixin, PgOutboxMixin
 from dropscribe.adapters.journal.postgres_paid import PgHistoryMixin, PgPaidWorkMixin
 from dropscribe.adapters.journal.postgres_schema import check_version, migrate
 from dropscribe.adapters.journal.rows import job_from_row as _job
 from dropscribe.adapters.journal.rows import path_text as _path_text
 from dropscribe.adapters.journal.rows import path_value as _path_value
-from dropscribe.core.errors import StateFullError
+from dropscribe.core.errors import JournalUnreachableError, StateFullError
 from dropscribe.core.jobs import Job
 
 _ACTIVE = "state IN ('working','finishing')"

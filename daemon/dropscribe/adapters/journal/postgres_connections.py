@@ -25,15 +25,11 @@ import structlog
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
-from dropscribe.core.errors import StateFullError
+from dropscribe.core.errors import JournalUnreachableError
 
 log = structlog.get_logger(__name__)
 
 Connection = psycopg.Connection[dict[str, Any]]
-
-
-class JournalUnreachableError(StateFullError):
-    """The journal's database cannot record anything right now (down, restarting, unreachable, full)."""
 
 
 def describe(url: str) -> str:
