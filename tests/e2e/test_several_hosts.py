@@ -7,7 +7,6 @@ the done folder are shared.
 from __future__ import annotations
 
 import itertools
-import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
+from dropscribe.adapters.statusfile import read_status
 from dropscribe.emulator import Emulator, EmulatorConfig, Fault
 from tests.support.audio import make_tone
 from tests.support.checker import recognition_requests, request_time
-from tests.support.cli import run_cli
 from tests.support.postgres import PASSWORD, PostgresServer, shared_server
 from tests.support.service import API_KEY, Layout, ServiceProcess, wait_for
 
@@ -132,18 +131,16 @@ def test_two_services_find_one_auto_rate_for_the_account_together(
         on_a_new_database(layout)
         for i in range(2 * QUOTA):  # distinct content: the same audio twice would be answered from the first
             make_tone(layout.inbox / f"t{i:02d}.wav", seconds=0.3, fmt="wav", freq=200.0 + 10 * i)
-        hosts = {name: host_config(layout, name) for name in ("a", "b")}
-        started = [ServiceProcess(config, env={PASSWORD_ENV: PASSWORD}) for config in hosts.values()]
+        names = ("a", "b")
+        started = [ServiceProcess(host_config(layout, n), env={PASSWORD_ENV: PASSWORD}) for n in names]
         services += started
         for service in started:
             service.wait_started()
 
-        def status(config: Path) -> str:
-            return run_cli("status", "--json", "-c", str(config), env={PASSWORD_ENV: PASSWORD}).stdout
-
         def limits_found() -> list[int] | None:
-            reports = [json.loads(status(c)) for c in hosts.values()]
-            found = [report["service"]["rates"]["dashscope"].get("limit_found") for report in reports]
+            # each service's own report, the one `status` shows (written every half second)
+            reports = [read_status(layout.root / name / "state.db") or {} for name in names]
+            found = [report.get("rates", {}).get("dashscope", {}).get("limit_found") for report in reports]
             return None if None in found else found
 
         found = wait_for(limits_found, timeout=90)
